@@ -1,0 +1,60 @@
+// The module API (ARCHITECTURE §3): a manifest (data) plus setup(ctx) (behaviour).
+// Every registration made through the context is undone when the module unloads.
+import type { z } from 'zod';
+import type { XmlElement } from '../../xml/index.ts';
+import type { Logger } from '../../observability/log.ts';
+import type { HookHandler, HookMap, HookName } from '../hooks.ts';
+import type { Addressing, IqHandler, IqTarget, StanzaHandler } from '../router/router.ts';
+import type { SessionRegistry } from '../sessions/registry.ts';
+import type { Storage } from '../../storage/index.ts';
+import type { Config } from '../../config/schema.ts';
+
+export interface SpecRef { xep?: number; rfc?: number; version?: string; status: 'complete' | 'partial' | 'planned'; note?: string }
+
+export interface DiscoIdentity { category: string; type: string; name?: string }
+
+export interface ModuleContext<Cfg = Record<string, unknown>> {
+  readonly host: string;
+  readonly config: Readonly<Cfg>;
+  readonly serverConfig: Readonly<Config>;
+  readonly log: Logger;
+  readonly storage: Storage;
+  readonly sessions: SessionRegistry;
+  iq: {
+    get(ns: string, names: string | string[], handler: IqHandler, opts?: { to?: IqTarget[] }): void;
+    set(ns: string, names: string | string[], handler: IqHandler, opts?: { to?: IqTarget[] }): void;
+  };
+  message: { on(addressing: Exclude<Addressing, 'remote'>, handler: StanzaHandler, priority?: number): void };
+  presence: { on(addressing: Exclude<Addressing, 'remote'>, handler: StanzaHandler, priority?: number): void };
+  on<K extends HookName>(event: K, fn: HookHandler<K>, priority?: number): void;
+  emit<K extends HookName>(event: K, payload: HookMap[K]): Promise<void>;
+  disco: {
+    /** Advertise a feature on the server ('host') or on account JIDs ('account'). */
+    feature(ns: string, on?: 'host' | 'account'): void;
+    identity(identity: DiscoIdentity, on?: 'host' | 'account'): void;
+    /** What every loaded module declared so far (read by the disco module at query time). */
+    features(on?: 'host' | 'account'): string[];
+    identities(on?: 'host' | 'account'): DiscoIdentity[];
+  };
+  /** Route a stanza (from and to set) as if the server sent it. */
+  send(el: XmlElement): Promise<void>;
+  timers: { every(ms: number, fn: () => void | Promise<void>): void; after(ms: number, fn: () => void | Promise<void>): void };
+  /** Track a background task; failures are logged, never unhandled. */
+  background(name: string, task: Promise<unknown>): void;
+}
+
+export interface ModuleDefinition<S extends z.ZodType = z.ZodType> {
+  name: string;
+  /** What this module implements, for docs and the XEP table. */
+  specs?: SpecRef[];
+  /** Enabled when the config does not say (modules.<name>). */
+  defaultEnabled?: boolean;
+  depends?: string[];
+  /** zod schema for modules.<name> (when it is an object); defaults live here. */
+  config?: S;
+  setup(ctx: ModuleContext<z.infer<S>>): void | Promise<void>;
+}
+
+export function defineModule<S extends z.ZodType>(def: ModuleDefinition<S>): ModuleDefinition<S> {
+  return def;
+}

@@ -1,0 +1,39 @@
+// The discovery registry: what loaded modules declare, per host, for XEP-0030 and XEP-0115.
+import type { DiscoIdentity } from './define.ts';
+
+export type DiscoTarget = 'host' | 'account';
+
+export class DiscoRegistry {
+  private readonly features = new Map<string, Map<string, number>>();
+  private readonly identities = new Map<string, DiscoIdentity[]>();
+
+  private key(host: string, on: DiscoTarget) { return `${on}\u0000${host}`; }
+
+  addFeature(host: string, on: DiscoTarget, ns: string): () => void {
+    const k = this.key(host, on);
+    let m = this.features.get(k);
+    if (!m) this.features.set(k, (m = new Map()));
+    m.set(ns, (m.get(ns) ?? 0) + 1);
+    return () => {
+      const n = (m!.get(ns) ?? 1) - 1;
+      if (n <= 0) m!.delete(ns); else m!.set(ns, n);
+    };
+  }
+
+  addIdentity(host: string, on: DiscoTarget, id: DiscoIdentity): () => void {
+    const k = this.key(host, on);
+    let l = this.identities.get(k);
+    if (!l) this.identities.set(k, (l = []));
+    l.push(id);
+    return () => { const i = l!.indexOf(id); if (i >= 0) l!.splice(i, 1); };
+  }
+
+  /** Sorted features (XEP-0115 §5.1 sorts them for hashing; clients don't mind). */
+  featuresOf(host: string, on: DiscoTarget): string[] {
+    return [...(this.features.get(this.key(host, on))?.keys() ?? [])].sort();
+  }
+
+  identitiesOf(host: string, on: DiscoTarget): DiscoIdentity[] {
+    return [...(this.identities.get(this.key(host, on)) ?? [])];
+  }
+}

@@ -1,0 +1,151 @@
+// The module loader: per-host enablement from config, dependency order, config validation
+// (all problems reported at once), and unloading by running recorded disposers in reverse.
+import type { z } from 'zod';
+import type { XmlElement } from '../../xml/index.ts';
+import type { Logger } from '../../observability/log.ts';
+import type { Config } from '../../config/schema.ts';
+import type { Storage } from '../../storage/index.ts';
+import type { HookBus } from '../hooks.ts';
+import type { Router, IqTarget } from '../router/router.ts';
+import type { SessionRegistry } from '../sessions/registry.ts';
+import type { DiscoRegistry } from './disco.ts';
+import type { ModuleContext, ModuleDefinition } from './define.ts';
+import { MODULE_PRESETS } from '../../config/presets.ts';
+
+export interface LoaderDeps {
+  config: Config;
+  log: Logger;
+  storage: Storage;
+  hooks: HookBus;
+  router: Router;
+  registry: SessionRegistry;
+  disco: DiscoRegistry;
+}
+
+export class ModuleConfigError extends Error {}
+
+interface Loaded { name: string; host: string; disposers: (() => void)[] }
+
+/** Which modules are enabled, and their parsed config, per the `modules` section. */
+export function resolveModules(defs: readonly ModuleDefinition[], modulesConfig: Record<string, unknown>): { def: ModuleDefinition; config: unknown }[] {
+  const byName = new Map(defs.map((d) => [d.name, d]));
+  const problems: string[] = [];
+  // Preset entries name modules of the full product; those not implemented yet are skipped
+  // quietly, while any other unknown name is a mistake in the config.
+  const planned = new Set(Object.keys(MODULE_PRESETS));
+  for (const name of Object.keys(modulesConfig)) {
+    if (!byName.has(name) && !planned.has(name)) problems.push(`modules.${name}: unknown module (known: ${[...byName.keys()].sort().join(', ')})`);
+  }
+  const enabled = new Map<string, { def: ModuleDefinition; config: unknown }>();
+  for (const def of defs) {
+    const raw = modulesConfig[def.name];
+    const on = raw === undefined ? def.defaultEnabled ?? false : raw !== false;
+    if (!on) continue;
+    let parsed: unknown = {};
+    if (def.config) {
+      const r = (def.config as z.ZodType).safeParse(typeof raw === 'object' && raw !== null ? raw : {});
+      if (!r.success) {
+        for (const issue of r.error.issues) problems.push(`modules.${def.name}${issue.path.length ? '.' + issue.path.join('.') : ''}: ${issue.message}`);
+        continue;
+      }
+      parsed = r.data;
+    }
+    enabled.set(def.name, { def, config: parsed });
+  }
+  for (const { def } of enabled.values()) {
+    for (const dep of def.depends ?? []) {
+      if (!enabled.has(dep)) problems.push(`modules.${def.name}: needs module '${dep}', which is not enabled`);
+    }
+  }
+  if (problems.length) throw new ModuleConfigError(`Invalid module configuration:\n  ${problems.join('\n  ')}`);
+  // Dependency order (depth-first; the enabled set has no missing deps by now).
+  const ordered: { def: ModuleDefinition; config: unknown }[] = [];
+  const seen = new Set<string>();
+  const visit = (name: string, stack: string[]) => {
+    if (seen.has(name)) return;
+    if (stack.includes(name)) throw new ModuleConfigError(`Module dependency cycle: ${[...stack, name].join(' -> ')}`);
+    const m = enabled.get(name)!;
+    for (const dep of m.def.depends ?? []) visit(dep, [...stack, name]);
+    seen.add(name);
+    ordered.push(m);
+  };
+  for (const name of enabled.keys()) visit(name, []);
+  return ordered;
+}
+
+export class ModuleLoader {
+  private readonly loaded: Loaded[] = [];
+  private readonly tasks = new Set<Promise<unknown>>();
+  constructor(private readonly deps: LoaderDeps) {}
+
+  async loadAll(defs: readonly ModuleDefinition[]): Promise<string[]> {
+    const modules = resolveModules(defs, this.deps.config.modules as Record<string, unknown>);
+    for (const host of this.deps.config.hosts) {
+      for (const m of modules) await this.load(host, m.def, m.config);
+    }
+    return modules.map((m) => m.def.name);
+  }
+
+  private async load(host: string, def: ModuleDefinition, config: unknown): Promise<void> {
+    const d = this.deps;
+    const rec: Loaded = { name: def.name, host, disposers: [] };
+    const keep = (dispose: () => void) => { rec.disposers.push(dispose); };
+    const log = d.log.child({ module: def.name, host });
+    const iq = (type: 'get' | 'set') => (ns: string, names: string | string[], handler: Parameters<Router['registerIq']>[5], opts?: { to?: IqTarget[] }) => {
+      for (const name of Array.isArray(names) ? names : [names]) {
+        for (const target of opts?.to ?? ['host']) keep(d.router.registerIq(host, type, target, ns, name, handler));
+      }
+    };
+    const ctx: ModuleContext<any> = {
+      host,
+      config: config as Record<string, unknown>,
+      serverConfig: d.config,
+      log,
+      storage: d.storage,
+      sessions: d.registry,
+      iq: { get: iq('get'), set: iq('set') },
+      message: { on: (addr, h, p) => keep(d.router.registerStanza(host, 'message', addr, h, p)) },
+      presence: { on: (addr, h, p) => keep(d.router.registerStanza(host, 'presence', addr, h, p)) },
+      on: (event, fn, p) => keep(d.hooks.on(event, fn, p)),
+      emit: (event, payload) => d.hooks.emit(event, payload),
+      disco: {
+        feature: (ns, on = 'host') => keep(d.disco.addFeature(host, on, ns)),
+        identity: (id, on = 'host') => keep(d.disco.addIdentity(host, on, id)),
+        features: (on = 'host') => d.disco.featuresOf(host, on),
+        identities: (on = 'host') => d.disco.identitiesOf(host, on),
+      },
+      send: (el: XmlElement) => d.router.send(el),
+      timers: {
+        every: (ms, fn) => {
+          const t = setInterval(() => ctx.background('timer', Promise.resolve().then(fn)), ms);
+          t.unref();
+          keep(() => clearInterval(t));
+        },
+        after: (ms, fn) => {
+          const t = setTimeout(() => ctx.background('timer', Promise.resolve().then(fn)), ms);
+          t.unref();
+          keep(() => clearTimeout(t));
+        },
+      },
+      background: (name, task) => {
+        const p = task.catch((err: unknown) => log.error({ err, task: name }, 'background task failed'));
+        this.tasks.add(p);
+        void p.finally(() => this.tasks.delete(p));
+      },
+    };
+    await def.setup(ctx);
+    this.loaded.push(rec);
+    log.debug('module loaded');
+  }
+
+  /** Unload everything in reverse order and wait for background tasks. */
+  async unloadAll(): Promise<void> {
+    while (this.loaded.length) {
+      const rec = this.loaded.pop()!;
+      for (const dispose of rec.disposers.reverse()) {
+        try { dispose(); } catch (err) { this.deps.log.error({ err, module: rec.name }, 'unload failed'); }
+      }
+    }
+    await Promise.allSettled([...this.tasks]);
+  }
+}

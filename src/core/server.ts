@@ -1,0 +1,148 @@
+// The composition root (ARCHITECTURE §1): createServer(config) builds every service.
+// No globals: tests can run several servers in one process.
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Config } from '../config/schema.ts';
+import { createLogger, type Logger } from '../observability/log.ts';
+import { openStorage, type Storage } from '../storage/index.ts';
+import { TlsManager } from '../tls/index.ts';
+import { AuthThrottle } from './auth/throttle.ts';
+import { HookBus } from './hooks.ts';
+import { Router } from './router/router.ts';
+import { LocalSessionRegistry } from './sessions/registry.ts';
+import type { Session } from './sessions/session.ts';
+import { DiscoRegistry } from './modules/disco.ts';
+import { ModuleLoader } from './modules/loader.ts';
+import type { ModuleDefinition } from './modules/define.ts';
+import { StreamError } from '../xmpp/errors.ts';
+import { C2sListeners } from '../transports/c2s/listener.ts';
+import type { C2sServices } from '../transports/c2s/services.ts';
+import { builtinModules } from '../modules/index.ts';
+import { Jid } from '../jid/index.ts';
+import { listenControl, type ControlRequest, type ControlReply } from '../admin/control.ts';
+
+export interface ServerOptions {
+  log?: Logger;
+  modules?: readonly ModuleDefinition[];
+  /** Listen on the control socket in the data directory (the CLI talks to it). Default true. */
+  control?: boolean;
+}
+
+export interface Server {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly storage: Storage;
+  readonly hooks: HookBus;
+  readonly registry: LocalSessionRegistry;
+  /** Ports actually bound, by listener name (useful with port 0). */
+  readonly ports: Record<string, number>;
+  start(): Promise<void>;
+  /** Graceful stop: close every stream with <system-shutdown/>, unload modules, close storage. */
+  stop(): Promise<void>;
+  /** Re-read certificates (SIGHUP); open sessions are untouched. */
+  reloadTls(): Promise<void>;
+  /** Delete an account: close its sessions, remove everything it owns, run module hooks. */
+  deleteUser(host: string, username: string): Promise<boolean>;
+}
+
+
+/** A per-installation secret (fake SCRAM salts for unknown users), kept in the data directory. */
+async function installationSecret(dataDir: string): Promise<Buffer> {
+  const file = path.join(dataDir, 'secret.key');
+  try {
+    const b = Buffer.from((await readFile(file, 'utf8')).trim(), 'base64');
+    if (b.length >= 32) return b;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const b = randomBytes(32);
+  await mkdir(dataDir, { recursive: true, mode: 0o750 });
+  await writeFile(file, b.toString('base64') + '\n', { mode: 0o600, flag: 'wx' }).catch(async (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST') throw err;
+  });
+  return Buffer.from((await readFile(file, 'utf8')).trim(), 'base64');
+}
+
+export async function createServer(config: Config, opts: ServerOptions = {}): Promise<Server> {
+  const log = opts.log ?? createLogger({ level: config.log.level, format: config.log.format });
+  const hosts = new Set(config.hosts);
+  const isLocalHost = (d: string) => hosts.has(d);
+  const tlsManager = await TlsManager.create(config.tls, config.hosts);
+  const storage = await openStorage(config.storage.type === 'sqlite'
+    ? { type: 'sqlite', path: config.storage.path }
+    : { type: 'postgres', url: config.storage.url, poolSize: config.storage.poolSize });
+  const hooks = new HookBus(log);
+  const registry = new LocalSessionRegistry();
+  const router = new Router({ log, registry, isLocalHost });
+  const disco = new DiscoRegistry();
+  const throttle = new AuthThrottle({ baseDelayMs: config.auth.failureDelayMs, maxDelayMs: config.auth.maxFailureDelayMs });
+  const loader = new ModuleLoader({ config, log, storage, hooks, router, registry, disco });
+  const fakeSaltSecret = await installationSecret(config.dataDir);
+  const ports: Record<string, number> = {};
+
+  const services: C2sServices = {
+    config, log, storage, tls: tlsManager, throttle, router, registry, fakeSaltSecret, isLocalHost,
+    streamFeatures: () => [],
+    sessionBound: (session: Session) => hooks.emit('session:bound', { session }),
+    connectionClosed: (conn, reason) => {
+      if (!conn.isBound) return;
+      registry.remove(conn);
+      void hooks.emit('session:closed', { session: conn, reason });
+    },
+  };
+  const c2s = new C2sListeners(services);
+  let started = false;
+  let closeControl: (() => Promise<void>) | undefined;
+
+  const control = async (req: ControlRequest): Promise<ControlReply> => {
+    switch (req.op) {
+      case 'status': return { ok: true, sessions: registry.size };
+      case 'deluser': return { ok: await server.deleteUser(req.host, req.username) };
+      case 'passwd-changed':
+        await hooks.emit('user:password-changed', { host: req.host, username: req.username });
+        return { ok: true };
+      default: return { ok: false, error: 'unknown operation' };
+    }
+  };
+
+  const server: Server = {
+    config, log, storage, hooks, registry, ports,
+    async start() {
+      const loaded = await loader.loadAll(opts.modules ?? builtinModules);
+      for (const [name, l] of Object.entries(config.listeners)) {
+        if (!l.enabled || (name !== 'c2s' && name !== 'c2sDirectTls')) continue;
+        ports[name] = await c2s.listen({ kind: name, port: l.port, addresses: l.address });
+      }
+      if (opts.control !== false) closeControl = await listenControl(config.dataDir, control);
+      started = true;
+      log.info({ hosts: config.hosts, modules: loaded, storage: storage.dialect }, 'server started');
+      await hooks.emit('server:started', { hosts: config.hosts });
+    },
+    async stop() {
+      log.info({ sessions: registry.size }, 'server stopping');
+      if (started) await hooks.emit('server:stopping', {});
+      await closeControl?.();
+      await c2s.stopListening();
+      await Promise.all([...c2s.connections].map((c: { close(e: StreamError): Promise<void> }) => c.close(new StreamError('system-shutdown', 'The server is shutting down'))));
+      await loader.unloadAll();
+      await storage.close();
+      log.info('server stopped');
+    },
+    async reloadTls() {
+      await tlsManager.reload();
+      log.info({ certificates: tlsManager.certificates().map((c) => ({ names: c.names, notAfter: c.notAfter })) }, 'certificates reloaded');
+    },
+    async deleteUser(host, username) {
+      const bare = Jid.of(username, host);
+      await Promise.all(registry.resources(bare).map((s) => s.close(new StreamError('not-authorized', 'Account deleted'))));
+      const ok = await storage.accounts.delete(host, username);
+      if (ok) {
+        log.info({ jid: bare.toString() }, 'account deleted');
+        await hooks.emit('user:deleted', { host, username });
+      }
+      return ok;
+    },
+  };
+  return server;
+}

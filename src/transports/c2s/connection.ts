@@ -1,0 +1,508 @@
+// One client-to-server connection: the stream negotiator and, once bound, the session.
+// RFC 6120 §4 (streams), §5 (STARTTLS), §6 (SASL), §7 (resource binding);
+// XEP-0368 (Direct TLS), XEP-0440 (SASL channel-binding type capability).
+import type net from 'node:net';
+import tls from 'node:tls';
+import { createHash, randomBytes } from 'node:crypto';
+import { X509Certificate as PeculiarCert } from '@peculiar/x509';
+import { XmlStreamParser, serialize, escapeAttr, x, type XmlElement } from '../../xml/index.ts';
+import { Jid, JidError, prepDomain, prepLocalpart, prepResource } from '../../jid/index.ts';
+import { NS } from '../../xmpp/ns.ts';
+import { StreamError, StanzaError } from '../../xmpp/errors.ts';
+import { errorReply, iqResult, isStanzaKind } from '../../xmpp/stanza.ts';
+import { availableMechanisms, createMechanism, type ChannelBindingType, type SaslMechanism } from '../../core/auth/mechanisms.ts';
+import type { Session } from '../../core/sessions/session.ts';
+import type { C2sServices } from './services.ts';
+
+type State = 'need-tls' | 'tls-handshake' | 'need-auth' | 'need-bind' | 'bound' | 'closing' | 'closed';
+
+const MAX_SASL_FAILURES_PER_CONNECTION = 5;
+const CLOSE_GRACE_MS = 2000;
+const QUEUE_PAUSE = 64;
+const QUEUE_RESUME = 8;
+
+let nextId = 0;
+
+export class C2sConnection implements Session {
+  readonly id: string;
+  readonly kind = 'c2s' as const;
+  readonly marks = new Set<string>();
+  readonly ip: string;
+  available = false;
+  /** Set by the listener: called once the session is bound (no longer counted as unauthenticated). */
+  onBound: (() => void) | undefined;
+  priority = 0;
+
+  private socket: net.Socket;
+  private tlsSocket: tls.TLSSocket | undefined;
+  private parser!: XmlStreamParser;
+  private state: State;
+  private headerSent = false;
+  host = '';
+  private lang = 'en';
+  private user = '';
+  private boundJid: Jid | undefined;
+  private mech: SaslMechanism | undefined;
+  private saslFailures = 0;
+  private endPointHash: Buffer | undefined;
+  private readonly queue: XmlElement[] = [];
+  private draining = false;
+  private paused = false;
+  private negotiationTimer: NodeJS.Timeout | undefined;
+  private closeTimer: NodeJS.Timeout | undefined;
+  private readonly closed: Promise<void>;
+  private resolveClosed!: () => void;
+  private closeReason = 'connection closed';
+  private readonly log;
+  private readonly onData = (chunk: Buffer) => this.parser.write(chunk);
+
+  constructor(private readonly svc: C2sServices, raw: net.Socket, directTls: boolean, private readonly tooMany = false) {
+    this.id = `c2s${(++nextId).toString(36)}${randomBytes(3).toString('hex')}`;
+    this.ip = raw.remoteAddress ?? '?';
+    this.log = svc.log.child({ sid: this.id });
+    this.socket = raw;
+    this.closed = new Promise((r) => (this.resolveClosed = r));
+    raw.setNoDelay(true);
+    if (directTls) {
+      this.tlsSocket = raw as tls.TLSSocket;
+      this.state = 'need-auth';
+    } else {
+      this.state = 'need-tls';
+    }
+    this.newParser();
+    raw.on('data', this.onData);
+    raw.on('error', (err: NodeJS.ErrnoException) => {
+      this.closeReason = `socket error: ${err.code ?? err.message}`;
+      this.log.debug({ err: err.code ?? err.message }, 'socket error');
+    });
+    raw.on('close', () => this.onClose());
+    // Everything up to resource binding must finish within the authentication timeout.
+    this.negotiationTimer = setTimeout(() => {
+      if (this.state !== 'bound') void this.close(new StreamError('connection-timeout', 'Authentication took too long'));
+    }, svc.config.limits.authTimeoutMs);
+    this.negotiationTimer.unref();
+    this.log.debug({ ip: this.ip, directTls }, 'c2s connection opened');
+  }
+
+  // --- Session -------------------------------------------------------------------------
+
+  get jid(): Jid {
+    if (!this.boundJid) throw new Error('session not bound');
+    return this.boundJid;
+  }
+
+  get username(): string { return this.user; }
+  get secure(): boolean { return this.tlsSocket !== undefined && this.state !== 'tls-handshake'; }
+  get isBound(): boolean { return this.state === 'bound'; }
+
+  send(el: XmlElement): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    this.write(serialize(el, NS.CLIENT));
+  }
+
+  close(error?: StreamError): Promise<void> {
+    if (this.state === 'closed') return this.closed;
+    if (this.state !== 'closing') {
+      if (error) {
+        this.closeReason = `stream error: ${error.condition}`;
+        this.log.info({ condition: error.condition, text: error.text }, 'closing stream with error');
+      }
+      if (!this.headerSent) this.sendHeader(this.host || this.svc.config.hosts[0]!);
+      let out = '';
+      if (error) {
+        out += `<stream:error><${error.condition} xmlns='${NS.STREAMS}'/>`;
+        if (error.text) out += `<text xmlns='${NS.STREAMS}' xml:lang='en'>${escapeAttr(error.text)}</text>`;
+        out += '</stream:error>';
+      }
+      out += '</stream:stream>';
+      this.write(out);
+      this.state = 'closing';
+      this.parser.end();
+      this.socket.end();
+      // RFC 6120 §4.4: wait a little for the peer's closing tag, then tear down.
+      this.closeTimer = setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS);
+      this.closeTimer.unref();
+    }
+    return this.closed;
+  }
+
+  // --- plumbing ------------------------------------------------------------------------
+
+  private write(s: string): void {
+    if (this.socket.destroyed || !this.socket.writable) return;
+    this.socket.write(s);
+  }
+
+  private newParser(): void {
+    const l = this.svc.config.limits;
+    this.parser = new XmlStreamParser(
+      {
+        streamStart: (h) => this.onStreamStart(h),
+        stanza: (el) => this.enqueue(el),
+        streamEnd: () => this.onStreamEnd(),
+        error: (err) => { void this.close(err); },
+      },
+      { maxStanzaBytes: l.maxStanzaBytes, maxDepth: l.maxDepth, maxAttributes: l.maxAttributes, maxHeaderBytes: l.maxHeaderBytes },
+    );
+  }
+
+  private onClose(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    clearTimeout(this.negotiationTimer);
+    clearTimeout(this.closeTimer);
+    this.queue.length = 0;
+    this.svc.connectionClosed(this, this.closeReason);
+    this.log.debug({ reason: this.closeReason }, 'c2s connection closed');
+    this.resolveClosed();
+  }
+
+  private sendHeader(from: string, to?: string): void {
+    // RFC 6120 §4.7: our response header; a fresh id for every stream (also after restarts).
+    let h = `<?xml version='1.0'?><stream:stream xmlns='${NS.CLIENT}' xmlns:stream='${NS.STREAM}' id='${randomBytes(12).toString('base64url')}' from='${escapeAttr(from)}'`;
+    if (to) h += ` to='${escapeAttr(to)}'`;
+    h += ` version='1.0' xml:lang='${escapeAttr(this.lang)}'>`;
+    this.write(h);
+    this.headerSent = true;
+  }
+
+  private onStreamStart(h: { ns: string; defaultNs: string; attrs: Record<string, string> }): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    let host = '';
+    try {
+      host = h.attrs.to ? prepDomain(h.attrs.to) : '';
+    } catch {
+      host = '';
+    }
+    if (h.attrs['xml:lang']) this.lang = h.attrs['xml:lang'].slice(0, 35);
+    const known = host !== '' && this.svc.isLocalHost(host);
+    // After a restart the stream must stay with the same host (RFC 6120 §4.3.3).
+    const sameHost = this.host === '' || this.host === host;
+    const replyFrom = known ? host : this.host || this.svc.config.hosts[0]!;
+    this.host = this.host || replyFrom;
+    let clientFrom: string | undefined;
+    if (h.attrs.from) { const j = Jid.tryParse(h.attrs.from); if (j) clientFrom = j.toString(); }
+    this.sendHeader(replyFrom, clientFrom);
+    if (h.defaultNs !== NS.CLIENT) return void this.close(new StreamError('invalid-namespace', 'This port serves jabber:client streams'));
+    if (!known || !sameHost) return void this.close(new StreamError('host-unknown', 'This server does not serve that domain'));
+    const version = h.attrs.version ?? '';
+    if (!/^1\.\d+$/.test(version)) return void this.close(new StreamError('unsupported-version', 'XMPP 1.0 streams only'));
+    if (this.tooMany) return void this.close(new StreamError('policy-violation', 'Too many unauthenticated connections from your address'));
+    this.write(serialize(this.features(), NS.STREAM));
+  }
+
+  private features(): XmlElement {
+    const children: XmlElement[] = [];
+    if (this.state === 'need-tls') {
+      // Only STARTTLS, and it is required (RFC 6120 §5.3.1).
+      children.push(x('starttls', { xmlns: NS.TLS }, x('required')));
+    } else if (this.state === 'need-auth') {
+      const mechs = this.offeredMechanisms();
+      children.push(x('mechanisms', { xmlns: NS.SASL }, mechs.map((m) => x('mechanism', null, m))));
+      const cb = this.offeredBindings();
+      if (cb.length) children.push(x('sasl-channel-binding', { xmlns: NS.SASL_CB }, cb.map((t) => x('channel-binding', { type: t }))));
+    } else if (this.state === 'need-bind') {
+      children.push(x('bind', { xmlns: NS.BIND }));
+      if (this.svc.config.sessions.legacySession) children.push(x('session', { xmlns: NS.SESSION }, x('optional')));
+      for (const f of this.svc.streamFeatures(this)) children.push(f);
+    }
+    return x('features', { xmlns: NS.STREAM }, children);
+  }
+
+  private onStreamEnd(): void {
+    this.closeReason = 'closed by client';
+    void this.close();
+  }
+
+  // Serial processing per connection: stanzas are handled in order, one at a time
+  // (SASL delays and storage awaits must not reorder them); reading pauses when the queue fills.
+  private enqueue(el: XmlElement): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    this.queue.push(el);
+    if (this.queue.length >= QUEUE_PAUSE && !this.paused) {
+      this.paused = true;
+      this.socket.pause();
+    }
+    if (!this.draining) void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true;
+    try {
+      while (this.queue.length > 0) {
+        const el = this.queue.shift()!;
+        if (this.paused && this.queue.length <= QUEUE_RESUME) {
+          this.paused = false;
+          this.socket.resume();
+        }
+        try {
+          await this.handle(el);
+        } catch (err) {
+          if (err instanceof StreamError) {
+            await this.close(err);
+            return;
+          }
+          this.log.error({ err, stanza: el.name }, 'internal error while handling a stanza');
+          await this.close(new StreamError('internal-server-error'));
+          return;
+        }
+        if (this.state === 'closing' || this.state === 'closed') return;
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private async handle(el: XmlElement): Promise<void> {
+    switch (this.state) {
+      case 'need-tls':
+        if (el.name === 'starttls' && el.ns === NS.TLS) return this.startTls();
+        // RFC 6120 §5.3.1: nothing but STARTTLS before TLS when TLS is required.
+        throw new StreamError('policy-violation', 'Use STARTTLS first: encryption is required');
+      case 'need-auth':
+        if (el.ns === NS.SASL) return this.sasl(el);
+        if (el.name === 'starttls' && el.ns === NS.TLS) throw new StreamError('policy-violation', 'TLS is already in place');
+        throw new StreamError('not-authorized', 'Authenticate first');
+      case 'need-bind':
+        if (el.name === 'iq' && el.ns === NS.CLIENT) return this.preBindIq(el);
+        throw new StreamError('not-authorized', 'Bind a resource first');
+      case 'bound':
+        if (!isStanzaKind(el.name) || el.ns !== NS.CLIENT) {
+          throw new StreamError('unsupported-stanza-type', `<${el.name}/> in ${el.ns || 'no namespace'} is not a jabber:client stanza`);
+        }
+        return this.svc.router.fromClient(this, el);
+      default:
+        return;
+    }
+  }
+
+  // --- STARTTLS (RFC 6120 §5.4) --------------------------------------------------------
+
+  private startTls(): void {
+    this.write(`<proceed xmlns='${NS.TLS}'/>`);
+    this.state = 'tls-handshake';
+    const raw = this.socket;
+    raw.removeListener('data', this.onData);
+    this.parser.end();
+    const opts = this.svc.tls.serverOptions(['xmpp-client']);
+    const secure = new tls.TLSSocket(raw, {
+      isServer: true,
+      secureContext: this.svc.tls.contextFor(this.host) ?? (opts as { secureContext?: tls.SecureContext }).secureContext ?? tls.createSecureContext(opts),
+      SNICallback: opts.SNICallback,
+      ALPNProtocols: opts.ALPNProtocols as string[] | undefined,
+      requestCert: false,
+    });
+    const timer = setTimeout(() => {
+      this.closeReason = 'TLS handshake timeout';
+      secure.destroy();
+    }, this.svc.config.limits.tlsHandshakeTimeoutMs);
+    timer.unref();
+    secure.once('secure', () => {
+      clearTimeout(timer);
+      this.state = 'need-auth';
+      this.headerSent = false;
+      this.log.debug({ protocol: secure.getProtocol(), cipher: secure.getCipher().name }, 'TLS established');
+    });
+    secure.on('error', (err: NodeJS.ErrnoException) => {
+      this.closeReason = `TLS error: ${err.code ?? err.message}`;
+      this.log.debug({ err: err.code ?? err.message }, 'TLS error');
+    });
+    secure.on('close', () => raw.destroy());
+    this.tlsSocket = secure;
+    this.socket = secure;
+    this.newParser();
+    secure.on('data', this.onData);
+  }
+
+  // --- SASL (RFC 6120 §6) --------------------------------------------------------------
+
+  private channelBinding(type: ChannelBindingType): Buffer | undefined {
+    const s = this.tlsSocket;
+    if (!s) return undefined;
+    if (type === 'tls-exporter') {
+      // RFC 9266: only with TLS 1.3 (TLS 1.2 exporters are unsafe without extended master secret).
+      if (s.getProtocol() !== 'TLSv1.3') return undefined;
+      // TLS 1.3 treats an absent and an empty context alike (RFC 8446 §7.5).
+      return s.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0));
+    }
+    // RFC 5929 §4.1: hash of our certificate with its signature hash (SHA-256 for MD5/SHA-1).
+    if (!this.endPointHash) {
+      const cert = s.getCertificate() as { raw?: Buffer } | null;
+      if (!cert?.raw) return undefined;
+      this.endPointHash = certificateHash(cert.raw);
+    }
+    return this.endPointHash;
+  }
+
+  private offeredBindings(): ChannelBindingType[] {
+    return this.svc.config.auth.channelBindings.filter(
+      (t): t is ChannelBindingType => (t === 'tls-exporter' || t === 'tls-server-end-point') && this.channelBinding(t) !== undefined,
+    );
+  }
+
+  private offeredMechanisms(): string[] {
+    return availableMechanisms({
+      tls: this.secure,
+      channelBindingAvailable: this.offeredBindings().length > 0,
+      allowPlain: this.svc.config.auth.allowPlain,
+      enabled: this.svc.config.auth.mechanisms,
+    });
+  }
+
+  private async sasl(el: XmlElement): Promise<void> {
+    if (el.name === 'auth') {
+      const name = el.attr('mechanism') ?? '';
+      if (this.svc.throttle.isRefused(this.ip)) {
+        return this.saslFail('temporary-auth-failure', 'Too many failed attempts; try again later');
+      }
+      if (!this.offeredMechanisms().includes(name)) return this.saslFail('invalid-mechanism');
+      this.mech = createMechanism(name, {
+        lookup: (username) => this.lookup(username),
+        channelBinding: (t) => this.channelBinding(t),
+        offeredBindings: this.offeredBindings(),
+        tls: this.secure,
+        fakeSaltSecret: this.svc.fakeSaltSecret,
+        iterations: this.svc.config.auth.scramIterations,
+      }) ?? undefined;
+      if (!this.mech) return this.saslFail('invalid-mechanism');
+      const text = el.text().trim();
+      const data = text === '' ? null : text === '=' ? Buffer.alloc(0) : decodeBase64(text);
+      if (data === undefined) return this.saslFail('incorrect-encoding');
+      return this.saslStep(data);
+    }
+    if (el.name === 'response') {
+      if (!this.mech) return this.saslFail('malformed-request', 'No authentication in progress');
+      const text = el.text().trim();
+      const data = text === '' || text === '=' ? Buffer.alloc(0) : decodeBase64(text);
+      if (data === undefined) return this.saslFail('incorrect-encoding');
+      return this.saslStep(data);
+    }
+    if (el.name === 'abort') {
+      this.mech = undefined;
+      return this.saslFail('aborted');
+    }
+    throw new StreamError('unsupported-stanza-type', `Unexpected SASL element <${el.name}/>`);
+  }
+
+  private async lookup(username: string) {
+    let local: string;
+    try { local = prepLocalpart(username); } catch { return null; }
+    const acct = await this.svc.storage.accounts.get(this.host, local);
+    return acct ? acct.credentials : null;
+  }
+
+  private async saslStep(data: Buffer | null): Promise<void> {
+    const mech = this.mech!;
+    const step = await mech.step(data);
+    if (step.kind === 'challenge') {
+      this.write(`<challenge xmlns='${NS.SASL}'>${step.data.length ? step.data.toString('base64') : '='}</challenge>`);
+      return;
+    }
+    this.mech = undefined;
+    if (step.kind === 'failure') {
+      return this.saslFail(step.condition, step.text, step.username);
+    }
+    let local: string;
+    try { local = prepLocalpart(step.username); } catch { return this.saslFail('not-authorized'); }
+    this.svc.throttle.success(this.ip, `${local}@${this.host}`);
+    this.user = local;
+    this.write(`<success xmlns='${NS.SASL}'>${step.data?.length ? step.data.toString('base64') : ''}</success>`);
+    // RFC 6120 §6.4.6: stream restart after success.
+    this.state = 'need-bind';
+    this.headerSent = false;
+    this.newParser();
+    this.log.info({ jid: `${local}@${this.host}`, ip: this.ip }, 'authenticated');
+  }
+
+  private async saslFail(condition: string, text?: string, username?: string): Promise<void> {
+    if (condition === 'not-authorized' || condition === 'invalid-authzid' || condition === 'malformed-request') {
+      let account: string | undefined;
+      try { account = username ? `${prepLocalpart(username)}@${this.host}` : undefined; } catch { account = undefined; }
+      // Growing delay per address and per account, before the answer (not after): a brute-forcer
+      // waits, and an unknown user waits exactly as long as a known one.
+      const delay = this.svc.throttle.delayMs(this.ip, account);
+      this.svc.throttle.failure(this.ip, account);
+      this.saslFailures++;
+      this.log.info({ ip: this.ip, condition, delayMs: delay }, 'authentication failed');
+      if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+      if (this.state === 'closing' || this.state === 'closed') return;
+    }
+    let out = `<failure xmlns='${NS.SASL}'><${condition}/>`;
+    if (text) out += `<text xml:lang='en'>${escapeAttr(text)}</text>`;
+    this.write(out + '</failure>');
+    if (this.saslFailures >= MAX_SASL_FAILURES_PER_CONNECTION) {
+      await this.close(new StreamError('policy-violation', 'Too many failed authentication attempts'));
+    }
+  }
+
+  // --- Resource binding (RFC 6120 §7) --------------------------------------------------
+
+  private async preBindIq(el: XmlElement): Promise<void> {
+    const type = el.attr('type');
+    const payload = el.firstElement();
+    if (type === 'set' && payload?.name === 'bind' && payload.ns === NS.BIND) return this.bind(el, payload);
+    if (type === 'set' && payload?.name === 'session' && payload.ns === NS.SESSION) {
+      return this.send(iqResult(el.withAttrs({ to: undefined, from: undefined })));
+    }
+    if (type === 'get' || type === 'set') {
+      this.send(errorReply(el.withAttrs({ to: undefined, from: undefined }), new StanzaError('not-authorized', 'Bind a resource first')));
+      return;
+    }
+    throw new StreamError('not-authorized', 'Bind a resource first');
+  }
+
+  private async bind(iq: XmlElement, payload: XmlElement): Promise<void> {
+    const reply = iq.withAttrs({ to: undefined, from: undefined });
+    const requested = payload.getChildText('resource', NS.BIND)?.trim() ?? '';
+    let resource: string;
+    try {
+      resource = requested === '' ? generateResource() : prepResource(requested);
+    } catch (err) {
+      // RFC 6120 §7.7.2.1: a resource that cannot be processed → bad-request
+      return this.send(errorReply(reply, new StanzaError('bad-request', err instanceof JidError ? err.message : 'Invalid resource')));
+    }
+    // The account may have been deleted between SASL and binding.
+    if (!(await this.svc.storage.accounts.get(this.host, this.user))) throw new StreamError('not-authorized', 'Account no longer exists');
+    const jid = Jid.of(this.user, this.host, resource);
+    const existing = this.svc.registry.get(jid);
+    if (existing && !this.svc.config.sessions.replaceOnConflict) {
+      return this.send(errorReply(reply, new StanzaError('conflict', 'Resource in use')));
+    }
+    if (!existing && this.svc.registry.countFor(jid.bare) >= this.svc.config.limits.maxResourcesPerAccount) {
+      return this.send(errorReply(reply, new StanzaError('resource-constraint', 'Too many connected resources')));
+    }
+    this.boundJid = jid;
+    this.state = 'bound';
+    clearTimeout(this.negotiationTimer);
+    this.onBound?.();
+    this.svc.registry.add(this);
+    if (existing) {
+      // RFC 6120 §7.7.2.2: the new session wins; the old one gets <conflict/>.
+      await existing.close(new StreamError('conflict', 'Replaced by a new connection'));
+    }
+    this.send(iqResult(reply, x('bind', { xmlns: NS.BIND }, x('jid', null, jid.toString()))));
+    this.log.info({ jid: jid.toString() }, 'resource bound');
+    await this.svc.sessionBound(this);
+  }
+}
+
+function generateResource(): string {
+  return `amsel-${randomBytes(6).toString('base64url')}`;
+}
+
+function decodeBase64(s: string): Buffer | undefined {
+  // RFC 6120 §6.4.2: strict base64; anything else is incorrect-encoding.
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(s) || s.length % 4 !== 0) return undefined;
+  return Buffer.from(s, 'base64');
+}
+
+/** tls-server-end-point data (RFC 5929 §4.1). */
+export function certificateHash(der: Buffer): Buffer {
+  let algo = 'sha256';
+  try {
+    const name = (new PeculiarCert(der).signatureAlgorithm as { hash?: { name?: string } }).hash?.name ?? 'SHA-256';
+    if (name === 'SHA-384') algo = 'sha384';
+    else if (name === 'SHA-512') algo = 'sha512';
+  } catch { /* keep SHA-256 */ }
+  return createHash(algo).update(der).digest();
+}

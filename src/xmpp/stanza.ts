@@ -1,0 +1,35 @@
+// Stanza helpers (RFC 6120 §8): kinds, error replies, IQ results.
+import { x, type XmlElement } from '../xml/index.ts';
+import { NS } from './ns.ts';
+import type { StanzaError } from './errors.ts';
+
+export type StanzaKind = 'message' | 'presence' | 'iq';
+
+export function isStanzaKind(name: string): name is StanzaKind {
+  return name === 'message' || name === 'presence' || name === 'iq';
+}
+
+/** The <error/> child for a stanza error (RFC 6120 §8.3.2). */
+export function errorChild(err: StanzaError): XmlElement {
+  return x('error', { type: err.type },
+    x(err.condition, { xmlns: NS.STANZAS }),
+    err.text ? x('text', { xmlns: NS.STANZAS, 'xml:lang': 'en' }, err.text) : null,
+  );
+}
+
+/**
+ * The error reply to a stanza (RFC 6120 §8.3.1): addresses swapped, type="error", the
+ * original payload kept for IQs and messages (it helps the sender), an <error/> appended.
+ * `from` overrides the reply's sender (the server answering on behalf of an address).
+ */
+export function errorReply(original: XmlElement, err: StanzaError): XmlElement {
+  const keep = original.name === 'presence' ? [] : original.children.filter((c) => typeof c !== 'string' && c.name !== 'error');
+  return original
+    .withAttrs({ type: 'error', from: original.attr('to'), to: original.attr('from') })
+    .withChildren([...keep, errorChild(err)]);
+}
+
+/** An IQ result for a request (RFC 6120 §8.2.3). */
+export function iqResult(request: XmlElement, payload?: XmlElement): XmlElement {
+  return x('iq', { type: 'result', id: request.attr('id'), from: request.attr('to'), to: request.attr('from') }, payload);
+}
