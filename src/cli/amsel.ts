@@ -12,7 +12,7 @@ import { createLogger } from '../observability/log.ts';
 import { openStorage, AccountExistsError, type Storage } from '../storage/index.ts';
 import { deriveCredentials } from '../core/auth/scram.ts';
 import { Jid, JidError } from '../jid/index.ts';
-import { TlsManager, checkCertificates, createDevCa, issueDevCert } from '../tls/index.ts';
+import { TlsManager, checkCertificates, createDevCa, issueDevCert, ensureDevCert, devCertPaths } from '../tls/index.ts';
 import { readPassword } from './password.ts';
 import { notifyServer } from '../admin/control.ts';
 
@@ -26,14 +26,10 @@ interface GlobalOpts { config?: string; dev?: boolean }
 /** The development setup: a local CA and a certificate for localhost in ./.amsel-dev. */
 async function prepareDev(dataDir: string): Promise<Config> {
   const dir = path.resolve(dataDir);
-  const caDir = path.join(dir, 'dev-ca');
-  const certDir = path.join(dir, 'certs');
   await mkdir(dir, { recursive: true });
-  if (!existsSync(path.join(certDir, 'localhost.crt'))) {
-    await createDevCa(caDir);
-    const issued = await issueDevCert(caDir, ['localhost'], certDir);
-    process.stderr.write(`amsel: created a development CA (${path.join(caDir, 'ca.crt')}) and a certificate for localhost (${issued.certFile})\n`);
-  }
+  const fresh = !existsSync(devCertPaths(dir).certFile);
+  const files = await ensureDevCert(dir, ['localhost']);
+  if (fresh) process.stderr.write(`amsel: created a development CA (${files.caFile}) and a certificate for localhost (${files.certFile})\n`);
   return devConfig(dir);
 }
 
@@ -173,8 +169,8 @@ export function buildCli(): Command {
         names = config.hosts;
         base = config.dataDir;
       }
-      const caDir = path.resolve(o.caDir ?? path.join(base, 'dev-ca'));
-      const out = path.resolve(o.out ?? path.join(base, 'certs'));
+      const caDir = path.resolve(o.caDir ?? devCertPaths(base).caDir);
+      const out = path.resolve(o.out ?? path.join(base, 'tls'));
       const ca = await createDevCa(caDir);
       const cert = await issueDevCert(caDir, names, out);
       process.stdout.write(`CA certificate: ${ca.certFile}\ncertificate:    ${cert.certFile}\nkey:            ${cert.keyFile}\n` +

@@ -189,6 +189,25 @@ describe('SCRAM server exchanges', () => {
     }
   }
 
+  test('-PLUS: binding data of the other type is rejected', async () => {
+    const m = createMechanism('SCRAM-SHA-256-PLUS', ctxWith())!;
+    const c = scramClient({ hash: 'SHA-256', username: 'juliet', password: 'r0m30myr0m30', flag: 'p', cbName: 'tls-exporter', cbData: ENDPOINT });
+    assert.equal(failure((await runScram(m, c)).final).condition, 'not-authorized');
+  });
+
+  test('server nonce: extends the client nonce, random per exchange', async () => {
+    const nonces = new Set<string>();
+    for (let i = 0; i < 20; i++) {
+      const m = createMechanism('SCRAM-SHA-256', ctxWith())!;
+      const s = await m.step(Buffer.from('n,,n=juliet,r=clientnonce'));
+      mustStep(s, 'challenge');
+      const r = /^r=([^,]+),s=[^,]+,i=4096$/.exec(s.data.toString())![1]!;
+      assert.ok(r.startsWith('clientnonce') && r.length >= 'clientnonce'.length + 16);
+      nonces.add(r);
+    }
+    assert.equal(nonces.size, 20);
+  });
+
   test('-PLUS with a binding type not offered fails', async () => {
     const ctx = ctxWith({ offeredBindings: ['tls-exporter'] });
     const m = createMechanism('SCRAM-SHA-256-PLUS', ctx)!;

@@ -360,6 +360,7 @@ export class C2sConnection implements Session {
         lookup: (username) => this.lookup(username),
         channelBinding: (t) => this.channelBinding(t),
         offeredBindings: this.offeredBindings(),
+        plusAdvertised: this.offeredMechanisms().some((m) => m.endsWith('-PLUS')),
         tls: this.secure,
         fakeSaltSecret: this.svc.fakeSaltSecret,
         iterations: this.svc.config.auth.scramIterations,
@@ -404,6 +405,11 @@ export class C2sConnection implements Session {
     }
     let local: string;
     try { local = prepLocalpart(step.username); } catch { return this.saslFail('not-authorized'); }
+    // An authzid must name this account on this host (RFC 6120 §6.3.8); the mechanism checked the localpart.
+    if (step.authzid !== undefined) {
+      const az = Jid.tryParse(step.authzid);
+      if (!az || az.domain !== this.host || az.local !== local || az.resource) return this.saslFail('invalid-authzid', undefined, step.username);
+    }
     this.svc.throttle.success(this.ip, `${local}@${this.host}`);
     this.user = local;
     this.write(`<success xmlns='${NS.SASL}'>${step.data?.length ? step.data.toString('base64') : ''}</success>`);

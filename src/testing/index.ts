@@ -1,0 +1,283 @@
+// Test harness: a real server process on free loopback ports, a raw-socket XMPP client for
+// negative tests, and helpers for the independent clients (@xmpp/client, slixmpp).
+// Not shipped; used by integration tests only.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { ensureDevCert } from '../tls/devcert.ts';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const TEST_DIR = path.join(ROOT, '.amsel-test');
+export const AMSEL_BIN = path.join(ROOT, 'bin/amsel.js');
+export const TEST_DOMAINS = ['localhost', 'example.test', 'other.test'];
+
+/** The shared test CA and a certificate for the test domains (created once, reused). */
+export async function testCertificates(): Promise<{ caFile: string; certFile: string; keyFile: string }> {
+  return ensureDevCert(TEST_DIR, TEST_DOMAINS);
+}
+
+export function pgUrl(): string {
+  return process.env.AMSEL_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+}
+
+export interface CliResult { code: number | null; stdout: string; stderr: string }
+
+export function runCli(args: string[], opts: { stdin?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [AMSEL_BIN, ...args], {
+      cwd: opts.cwd ?? ROOT,
+      env: { ...process.env, ...opts.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(opts.stdin ?? '');
+  });
+}
+
+export interface TestServerOptions {
+  hosts?: string[];
+  storage?: 'sqlite' | 'postgres';
+  /** Extra config, merged over the generated one (top-level keys replaced, one level deep merged). */
+  config?: Record<string, unknown>;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface TestServer {
+  readonly ports: { c2s: number; c2sDirectTls: number };
+  readonly dataDir: string;
+  readonly configFile: string;
+  readonly caFile: string;
+  readonly process: ChildProcess;
+  /** Parsed JSON log lines so far. */
+  readonly logs: Record<string, unknown>[];
+  /** Raw stdout+stderr so far. */
+  output(): string;
+  cli(args: string[], stdin?: string): Promise<CliResult>;
+  adduser(jid: string, password: string): Promise<void>;
+  /** SIGTERM and wait; resolves with the exit code. */
+  stop(): Promise<number | null>;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Remove the data directory (after stop). */
+  cleanup(): Promise<void>;
+}
+
+function merge(base: Record<string, unknown>, extra: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(extra)) {
+    const b = out[k];
+    out[k] = b && typeof b === 'object' && !Array.isArray(b) && v && typeof v === 'object' && !Array.isArray(v)
+      ? { ...(b as Record<string, unknown>), ...(v as Record<string, unknown>) }
+      : v;
+  }
+  return out;
+}
+
+/** Prepare a PostgreSQL schema for one test server and return a URL that uses it. */
+export async function freshPgSchema(): Promise<{ url: string; drop(): Promise<void> }> {
+  const { default: pg } = await import('pg');
+  const schema = `amsel_t_${randomBytes(6).toString('hex')}`;
+  const client = new pg.Client({ connectionString: pgUrl() });
+  await client.connect();
+  await client.query(`CREATE SCHEMA ${schema}`);
+  await client.end();
+  const u = new URL(pgUrl());
+  u.searchParams.set('options', `-c search_path=${schema}`);
+  return {
+    url: u.toString(),
+    async drop() {
+      const c = new pg.Client({ connectionString: pgUrl() });
+      await c.connect();
+      await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await c.end();
+    },
+  };
+}
+
+export async function startServer(opts: TestServerOptions = {}): Promise<TestServer> {
+  const certs = await testCertificates();
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'amsel-test-'));
+  const hosts = opts.hosts ?? ['localhost'];
+  let pg: { url: string; drop(): Promise<void> } | undefined;
+  let storage: Record<string, unknown> = { type: 'sqlite', path: path.join(dataDir, 'amsel.db') };
+  if ((opts.storage ?? process.env.AMSEL_TEST_STORAGE) === 'postgres') {
+    pg = await freshPgSchema();
+    storage = { type: 'postgres', url: pg.url, poolSize: 4 };
+  }
+  const config = merge({
+    hosts,
+    dataDir,
+    storage,
+    tls: { certificates: [{ cert: certs.certFile, key: certs.keyFile }] },
+    listeners: {
+      c2s: { port: 0, address: '127.0.0.1' },
+      c2sDirectTls: { port: 0, address: '127.0.0.1' },
+      s2s: { enabled: false, port: 0, address: '127.0.0.1' },
+    },
+    auth: { failureDelayMs: 50, maxFailureDelayMs: 400 },
+    log: { level: 'debug', format: 'json' },
+  }, opts.config ?? {});
+  const configFile = path.join(dataDir, 'amsel.yaml');
+  await writeFile(configFile, stringify(config));
+
+  const child = spawn(process.execPath, [AMSEL_BIN, '--config', configFile, 'start'], {
+    cwd: ROOT,
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Record<string, unknown>[] = [];
+  let raw = '';
+  let pending = '';
+  const ports: Record<string, number> = {};
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const ready = new Promise<void>((resolve, reject) => {
+    const onLine = (line: string) => {
+      let rec: Record<string, unknown>;
+      try { rec = JSON.parse(line) as Record<string, unknown>; } catch { return; }
+      logs.push(rec);
+      if (rec.msg === 'listening') ports[String(rec.listener)] = Number(rec.port);
+      if (rec.msg === 'server started') resolve();
+    };
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      raw += d;
+      pending += d;
+      let nl: number;
+      while ((nl = pending.indexOf('\n')) >= 0) {
+        onLine(pending.slice(0, nl));
+        pending = pending.slice(nl + 1);
+      }
+    });
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (raw += d));
+    void exited.then((code) => reject(new Error(`server exited (${code}) before it was ready:\n${raw}`)));
+    setTimeout(() => reject(new Error(`server not ready after 20 s:\n${raw}`)), 20_000).unref();
+  });
+  await ready;
+
+  const cli = (args: string[], stdin?: string) => runCli(['--config', configFile, ...args], { stdin, env: opts.env });
+  return {
+    ports: { c2s: ports.c2s!, c2sDirectTls: ports.c2sDirectTls! },
+    dataDir,
+    configFile,
+    caFile: certs.caFile,
+    process: child,
+    logs,
+    output: () => raw,
+    cli,
+    async adduser(jid, password) {
+      const r = await cli(['adduser', jid], password + '\n');
+      if (r.code !== 0) throw new Error(`adduser ${jid} failed: ${r.stderr}`);
+    },
+    async stop() {
+      if (child.exitCode !== null) return child.exitCode;
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      const code = await exited;
+      clearTimeout(t);
+      return code;
+    },
+    async kill(signal = 'SIGKILL') {
+      if (child.exitCode !== null) return;
+      child.kill(signal);
+      await exited;
+    },
+    async cleanup() {
+      if (child.exitCode === null) { child.kill('SIGKILL'); await exited; }
+      await rm(dataDir, { recursive: true, force: true });
+      await pg?.drop();
+    },
+  };
+}
+
+/**
+ * A raw XMPP client over a real socket, for tests of what a well-behaved library won't send.
+ * It accumulates everything received as text; expect() waits for a pattern.
+ */
+export class RawClient {
+  private buf = '';
+  private waiters: (() => void)[] = [];
+  private closedFlag = false;
+  readonly closed: Promise<void>;
+  socket: net.Socket;
+
+  private constructor(socket: net.Socket) {
+    this.socket = socket;
+    this.closed = new Promise((r) => socket.once('close', () => { this.closedFlag = true; this.wake(); r(); }));
+    this.attach(socket);
+  }
+
+  private attach(s: net.Socket) {
+    s.on('data', (d: Buffer) => { this.buf += d.toString('utf8'); this.wake(); });
+    s.on('error', () => undefined);
+  }
+
+  private wake() { const w = this.waiters; this.waiters = []; for (const f of w) f(); }
+
+  static connect(port: number, opts: { directTls?: boolean; ca?: string | Buffer; servername?: string; tlsOptions?: tls.ConnectionOptions } = {}): Promise<RawClient> {
+    return new Promise((resolve, reject) => {
+      if (opts.directTls) {
+        const s = tls.connect({ port, host: '127.0.0.1', servername: opts.servername ?? 'localhost', ca: opts.ca, ALPNProtocols: ['xmpp-client'], ...opts.tlsOptions });
+        s.once('secureConnect', () => resolve(new RawClient(s)));
+        s.once('error', reject);
+      } else {
+        const s = net.connect({ port, host: '127.0.0.1' });
+        s.once('connect', () => resolve(new RawClient(s)));
+        s.once('error', reject);
+      }
+    });
+  }
+
+  get received(): string { return this.buf; }
+  get isClosed(): boolean { return this.closedFlag; }
+
+  send(data: string | Buffer): void { this.socket.write(data); }
+
+  /** Wait until the received text (since the last clear) matches; returns the match. */
+  async expect(re: RegExp, timeoutMs = 5000): Promise<RegExpMatchArray> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const m = this.buf.match(re);
+      if (m) return m;
+      if (this.closedFlag) throw new Error(`connection closed while waiting for ${re}; received:\n${this.buf}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for ${re}; received:\n${this.buf}`);
+      await new Promise<void>((r) => { const t = setTimeout(r, left); this.waiters.push(() => { clearTimeout(t); r(); }); });
+    }
+  }
+
+  clear(): void { this.buf = ''; }
+
+  header(to = 'localhost'): void {
+    this.send(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${to}' version='1.0'>`);
+  }
+
+  /** Do STARTTLS on a plain connection (after the features were received). */
+  async startTls(ca: string | Buffer, opts: tls.ConnectionOptions = {}): Promise<tls.TLSSocket> {
+    this.send(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`);
+    await this.expect(/<proceed[^>]*\/>/);
+    this.clear();
+    const plain = this.socket;
+    plain.removeAllListeners('data');
+    const s = tls.connect({ socket: plain, servername: 'localhost', ca, ...opts });
+    await new Promise<void>((resolve, reject) => { s.once('secureConnect', resolve); s.once('error', reject); });
+    this.socket = s;
+    this.attach(s);
+    return s;
+  }
+
+  end(): void { this.socket.end(); }
+  destroy(): void { this.socket.destroy(); }
+}
+
+export async function readCa(file: string): Promise<Buffer> {
+  return readFile(file);
+}
