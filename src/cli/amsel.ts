@@ -12,7 +12,7 @@ import { createLogger } from '../observability/log.ts';
 import { openStorage, AccountExistsError, type Storage } from '../storage/index.ts';
 import { deriveCredentials } from '../core/auth/scram.ts';
 import { Jid, JidError } from '../jid/index.ts';
-import { TlsManager, checkCertificates, createDevCa, issueDevCert, ensureDevCert, devCertPaths } from '../tls/index.ts';
+import { TlsManager, TlsCertificateError, checkCertificates, createDevCa, issueDevCert, ensureDevCert, devCertPaths } from '../tls/index.ts';
 import { readPassword } from './password.ts';
 import { notifyServer } from '../admin/control.ts';
 
@@ -211,7 +211,7 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await buildCli().parseAsync(argv);
   } catch (err) {
-    if (err instanceof CliError || err instanceof ConfigError || err instanceof JidError) {
+    if (err instanceof CliError || err instanceof ConfigError || err instanceof JidError || err instanceof TlsCertificateError) {
       process.stderr.write(`amsel: ${err.message}\n`);
     } else {
       process.stderr.write(`amsel: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -120,8 +120,8 @@ export async function startServer(opts: TestServerOptions = {}): Promise<TestSer
     storage,
     tls: { certificates: [{ cert: certs.certFile, key: certs.keyFile }] },
     listeners: {
-      c2s: { port: 0, address: '127.0.0.1' },
-      c2sDirectTls: { port: 0, address: '127.0.0.1' },
+      c2s: { port: 0, address: ['127.0.0.1', '::1'] },
+      c2sDirectTls: { port: 0, address: ['127.0.0.1', '::1'] },
       s2s: { enabled: false, port: 0, address: '127.0.0.1' },
     },
     auth: { failureDelayMs: 50, maxFailureDelayMs: 400 },

@@ -4,7 +4,6 @@
 import type net from 'node:net';
 import tls from 'node:tls';
 import { createHash, randomBytes } from 'node:crypto';
-import { X509Certificate as PeculiarCert } from '@peculiar/x509';
 import { XmlStreamParser, serialize, escapeAttr, x, type XmlElement } from '../../xml/index.ts';
 import { Jid, JidError, prepDomain, prepLocalpart, prepResource } from '../../jid/index.ts';
 import { NS } from '../../xmpp/ns.ts';
@@ -188,10 +187,17 @@ export class C2sConnection implements Session {
     const version = h.attrs.version ?? '';
     if (!/^1\.\d+$/.test(version)) return void this.close(new StreamError('unsupported-version', 'XMPP 1.0 streams only'));
     if (this.tooMany) return void this.close(new StreamError('policy-violation', 'Too many unauthenticated connections from your address'));
-    this.write(serialize(this.features(), NS.STREAM));
+    this.writeFeatures();
   }
 
-  private features(): XmlElement {
+  /** <stream:features/> in the stream namespace's prefix; children declare their own namespaces. */
+  private writeFeatures(): void {
+    let out = '<stream:features>';
+    for (const f of this.features()) out += serialize(f, NS.CLIENT);
+    this.write(out + '</stream:features>');
+  }
+
+  private features(): XmlElement[] {
     const children: XmlElement[] = [];
     if (this.state === 'need-tls') {
       // Only STARTTLS, and it is required (RFC 6120 §5.3.1).
@@ -206,7 +212,7 @@ export class C2sConnection implements Session {
       if (this.svc.config.sessions.legacySession) children.push(x('session', { xmlns: NS.SESSION }, x('optional')));
       for (const f of this.svc.streamFeatures(this)) children.push(f);
     }
-    return x('features', { xmlns: NS.STREAM }, children);
+    return children;
   }
 
   private onStreamEnd(): void {
@@ -284,14 +290,9 @@ export class C2sConnection implements Session {
     const raw = this.socket;
     raw.removeListener('data', this.onData);
     this.parser.end();
-    const opts = this.svc.tls.serverOptions(['xmpp-client']);
-    const secure = new tls.TLSSocket(raw, {
-      isServer: true,
-      secureContext: this.svc.tls.contextFor(this.host) ?? (opts as { secureContext?: tls.SecureContext }).secureContext ?? tls.createSecureContext(opts),
-      SNICallback: opts.SNICallback,
-      ALPNProtocols: opts.ALPNProtocols as string[] | undefined,
-      requestCert: false,
-    });
+    // The stream header named the domain: serve its certificate even to clients without SNI.
+    const opts = this.svc.tls.tlsSocketOptions();
+    const secure = new tls.TLSSocket(raw, { ...opts, secureContext: this.svc.tls.contextFor(this.host) ?? opts.secureContext });
     const timer = setTimeout(() => {
       this.closeReason = 'TLS handshake timeout';
       secure.destroy();
@@ -502,13 +503,37 @@ function decodeBase64(s: string): Buffer | undefined {
   return Buffer.from(s, 'base64');
 }
 
-/** tls-server-end-point data (RFC 5929 §4.1). */
+// Signature algorithm OIDs (DER-encoded content bytes) whose hash is not SHA-256.
+const SHA384_SIGS = ['2a8648ce3d040303', '2a864886f70d01010c'];  // ecdsa-with-SHA384, sha384WithRSAEncryption
+const SHA512_SIGS = ['2a8648ce3d040304', '2a864886f70d01010d'];  // ecdsa-with-SHA512, sha512WithRSAEncryption
+
+/** Read one DER tag+length at `off`; returns the content start and end. */
+function derItem(der: Buffer, off: number): { start: number; end: number } {
+  let len = der[off + 1]!;
+  let start = off + 2;
+  if (len & 0x80) {
+    const n = len & 0x7f;
+    len = 0;
+    for (let i = 0; i < n; i++) len = len * 256 + der[start + i]!;
+    start += n;
+  }
+  return { start, end: start + len };
+}
+
+/**
+ * tls-server-end-point data (RFC 5929 §4.1): the certificate hashed with its signature's hash,
+ * SHA-256 when that is MD5 or SHA-1. Certificate ::= SEQUENCE { tbs, signatureAlgorithm, sig }.
+ */
 export function certificateHash(der: Buffer): Buffer {
   let algo = 'sha256';
   try {
-    const name = (new PeculiarCert(der).signatureAlgorithm as { hash?: { name?: string } }).hash?.name ?? 'SHA-256';
-    if (name === 'SHA-384') algo = 'sha384';
-    else if (name === 'SHA-512') algo = 'sha512';
-  } catch { /* keep SHA-256 */ }
+    const outer = derItem(der, 0);
+    const tbs = derItem(der, outer.start);
+    const sigAlg = derItem(der, tbs.end);
+    const oid = derItem(der, sigAlg.start);
+    const hex = der.subarray(oid.start, oid.end).toString('hex');
+    if (SHA384_SIGS.includes(hex)) algo = 'sha384';
+    else if (SHA512_SIGS.includes(hex)) algo = 'sha512';
+  } catch { /* malformed: keep SHA-256 */ }
   return createHash(algo).update(der).digest();
 }

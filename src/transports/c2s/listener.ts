@@ -23,8 +23,10 @@ export class C2sListeners {
   private async listenOne(spec: ListenerSpec, address: string, wantPort: number): Promise<number> {
     const direct = spec.kind === 'c2sDirectTls';
     const server = direct
-      ? tls.createServer({ ...this.svc.tls.serverOptions(['xmpp-client']), handshakeTimeout: this.svc.config.limits.tlsHandshakeTimeoutMs })
+      ? tls.createServer(this.svc.tls.serverOptions(['xmpp-client'], { handshakeTimeoutMs: this.svc.config.limits.tlsHandshakeTimeoutMs }))
       : net.createServer();
+    // Keep the no-SNI certificate in step with reloads (SIGHUP).
+    if (server instanceof tls.Server) this.svc.tls.attach(server);
     server.on(direct ? 'secureConnection' : 'connection', (socket: net.Socket) => this.accept(socket, direct));
     if (direct) {
       server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {

@@ -1,0 +1,25 @@
+// Public surface of the storage layer (ARCHITECTURE.md §5).
+export {
+  openStorage,
+  memoryStorage,
+  StorageOpenError,
+  StorageClosedError,
+  SQLITE_BUSY_TIMEOUT_MS,
+  type Storage,
+  type StorageConfig,
+  type OpenOptions,
+  type Dialect,
+} from './db.ts';
+export { runMigrations, coreMigrations, UnknownMigrationError, MigrationError, type Migration } from './migrate.ts';
+export { AccountExistsError, type AccountRecord, type AccountSummary, type AccountStore } from './accounts.ts';
+export type { KeyvalStore } from './kinds/keyval.ts';
+export {
+  newArchiveId,
+  UnknownArchiveIdError,
+  ArchiveIdExistsError,
+  type ArchiveItem,
+  type ArchiveQuery,
+  type ArchiveCountQuery,
+  type ArchiveDeleteQuery,
+  type ArchiveStore,
+} from './kinds/archive.ts';

@@ -1,0 +1,94 @@
+// A client logs in with an independent XMPP library (@xmpp/client) over real TLS sockets:
+// STARTTLS on the c2s port and Direct TLS (XEP-0368), SCRAM-SHA-1 and PLAIN.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { client as xmppClient, xml } from '@xmpp/client';
+import { startServer, type TestServer } from '../../src/testing/index.ts';
+
+let srv: TestServer;
+
+before(async () => {
+  srv = await startServer();
+  await srv.adduser('alice@localhost', 'correct horse');
+  await srv.adduser('bob@localhost', 'battery staple');
+});
+after(async () => {
+  assert.equal(await srv.stop(), 0, 'server exits cleanly on SIGTERM');
+  await srv.cleanup();
+});
+
+type XmppClient = ReturnType<typeof xmppClient>;
+
+async function login(opts: { service: string; username: string; password: string; resource?: string; mechanism?: string }): Promise<XmppClient> {
+  const c = xmppClient({ service: opts.service, domain: 'localhost', username: opts.username, password: opts.password, resource: opts.resource });
+  if (opts.mechanism) {
+    // Restrict the SASL factory to one mechanism.
+    const factory = (c as unknown as { saslFactory: { _mechs: { name: string }[] } }).saslFactory;
+    factory._mechs = factory._mechs.filter((m) => m.name === opts.mechanism);
+  }
+  // SASL failures surface as 'error' events, not as a rejected start().
+  const failed = new Promise<never>((_, reject) => c.once('error', reject));
+  try {
+    await Promise.race([c.start(), failed]);
+  } catch (err) {
+    await c.stop().catch(() => undefined);
+    throw err;
+  }
+  c.on('error', () => undefined);
+  return c;
+}
+
+test('STARTTLS login with SCRAM-SHA-1, resource binding and ping', async () => {
+  const c = await login({ service: `xmpp://localhost:${srv.ports.c2s}`, username: 'alice', password: 'correct horse', resource: 'laptop', mechanism: 'SCRAM-SHA-1' });
+  try {
+    assert.equal(c.jid?.toString(), 'alice@localhost/laptop');
+    const res = await c.iqCaller.request(xml('iq', { type: 'get', to: 'localhost', id: 'p1' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
+    assert.equal(res.attrs.type, 'result');
+  } finally {
+    await c.stop();
+  }
+});
+
+test('Direct TLS login (XEP-0368) with PLAIN inside TLS', async () => {
+  const c = await login({ service: `xmpps://localhost:${srv.ports.c2sDirectTls}`, username: 'bob', password: 'battery staple', mechanism: 'PLAIN' });
+  try {
+    assert.match(c.jid!.toString(), /^bob@localhost\/.+/, 'server generated a resource');
+    const info = await c.iqCaller.request(xml('iq', { type: 'get', to: 'localhost', id: 'd1' }, xml('query', { xmlns: 'http://jabber.org/protocol/disco#info' })));
+    const features = info.getChild('query')!.getChildren('feature').map((f) => f.attrs.var);
+    assert.ok(features.includes('urn:xmpp:ping'), 'the ping module advertises itself');
+    assert.ok(features.includes('http://jabber.org/protocol/disco#info'));
+  } finally {
+    await c.stop();
+  }
+});
+
+test('a wrong password is refused with not-authorized', async () => {
+  await assert.rejects(
+    login({ service: `xmpp://localhost:${srv.ports.c2s}`, username: 'alice', password: 'wrong', mechanism: 'SCRAM-SHA-1' }),
+    (err: Error & { condition?: string }) => err.condition === 'not-authorized',
+  );
+});
+
+test('an unknown user gets the same answer as a wrong password', async () => {
+  await assert.rejects(
+    login({ service: `xmpp://localhost:${srv.ports.c2s}`, username: 'nobody', password: 'whatever', mechanism: 'SCRAM-SHA-1' }),
+    (err: Error & { condition?: string }) => err.condition === 'not-authorized',
+  );
+});
+
+test('a second login with the same resource replaces the first with <conflict/>', async () => {
+  const first = await login({ service: `xmpp://localhost:${srv.ports.c2s}`, username: 'alice', password: 'correct horse', resource: 'phone' });
+  const streamError = new Promise<string>((resolve) => {
+    first.on('error', (err: Error & { condition?: string }) => resolve(err.condition ?? err.message));
+  });
+  const second = await login({ service: `xmpps://localhost:${srv.ports.c2sDirectTls}`, username: 'alice', password: 'correct horse', resource: 'phone' });
+  try {
+    assert.equal(await streamError, 'conflict');
+    assert.equal(second.jid?.toString(), 'alice@localhost/phone');
+    const res = await second.iqCaller.request(xml('iq', { type: 'get', id: 'p2' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
+    assert.equal(res.attrs.type, 'result', 'the new session works');
+  } finally {
+    await second.stop();
+    await first.stop().catch(() => undefined);
+  }
+});
