@@ -100,7 +100,7 @@ export function buildCli(): Command {
         server.reloadTls().catch((err: unknown) => log.error({ err }, 'certificate reload failed; keeping the old certificates'));
       });
       if (g().dev) {
-        process.stderr.write(`amsel: development server for 'localhost' is running. Add a user with: npx amsel --dev adduser alice@localhost\n`);
+        process.stderr.write(`amsel: development server for 'localhost' is running. Add a user with: ./bin/amsel.js --dev adduser alice@localhost\n`);
       }
     });
 
@@ -208,6 +208,8 @@ export function buildCli(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // Everything Amsel writes (database, keys, control socket) is private to its user.
+  process.umask(0o077);
   try {
     await buildCli().parseAsync(argv);
   } catch (err) {
