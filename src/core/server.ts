@@ -85,8 +85,8 @@ export async function createServer(config: Config, opts: ServerOptions = {}): Pr
     config, log, storage, tls: tlsManager, throttle, router, registry, fakeSaltSecret, isLocalHost,
     streamFeatures: () => [],
     sessionBound: (session: Session) => hooks.emit('session:bound', { session }),
-    connectionClosed: (conn, reason) => {
-      if (!conn.isBound) return;
+    connectionClosed: (conn, wasBound, reason) => {
+      if (!wasBound) return;
       registry.remove(conn);
       void hooks.emit('session:closed', { session: conn, reason });
     },
@@ -109,22 +109,41 @@ export async function createServer(config: Config, opts: ServerOptions = {}): Pr
   const server: Server = {
     config, log, storage, hooks, registry, ports,
     async start() {
-      const loaded = await loader.loadAll(opts.modules ?? builtinModules);
-      for (const [name, l] of Object.entries(config.listeners)) {
-        if (!l.enabled || (name !== 'c2s' && name !== 'c2sDirectTls')) continue;
-        ports[name] = await c2s.listen({ kind: name, port: l.port, addresses: l.address });
-      }
+      // Fix: the control socket is taken first. It is also the "one server per data
+      // directory" lock; taken last, a second server on the same dataDir had already opened
+      // its listeners when it failed, and its process hung instead of exiting.
       if (opts.control !== false) closeControl = await listenControl(config.dataDir, control);
-      started = true;
-      log.info({ hosts: config.hosts, modules: loaded, storage: storage.dialect }, 'server started');
+      try {
+        const loaded = await loader.loadAll(opts.modules ?? builtinModules);
+        for (const [name, l] of Object.entries(config.listeners)) {
+          if (!l.enabled || (name !== 'c2s' && name !== 'c2sDirectTls')) continue;
+          ports[name] = await c2s.listen({ kind: name, port: l.port, addresses: l.address });
+        }
+        started = true;
+        log.info({ hosts: config.hosts, modules: loaded, storage: storage.dialect }, 'server started');
+      } catch (err) {
+        // A failed start (port in use, a module failing to load) releases what it took, so
+        // that the process can exit with the error.
+        await c2s.stopListening().catch(() => undefined);
+        await closeControl?.().catch(() => undefined);
+        closeControl = undefined;
+        await loader.unloadAll().catch(() => undefined);
+        await storage.close().catch(() => undefined);
+        throw err;
+      }
       await hooks.emit('server:started', { hosts: config.hosts });
     },
     async stop() {
       log.info({ sessions: registry.size }, 'server stopping');
       if (started) await hooks.emit('server:stopping', {});
       await closeControl?.();
-      await c2s.stopListening();
+      // Fix: net.Server.close() stops accepting at once but calls back only when every
+      // connection has ended, so awaiting it before closing the connections hung the stop
+      // (SIGTERM with connected clients never finished). Stop accepting, close the streams
+      // with <system-shutdown/>, then wait for the listeners.
+      const listenersClosed = c2s.stopListening();
       await Promise.all([...c2s.connections].map((c: { close(e: StreamError): Promise<void> }) => c.close(new StreamError('system-shutdown', 'The server is shutting down'))));
+      await listenersClosed;
       await loader.unloadAll();
       await storage.close();
       log.info('server stopped');

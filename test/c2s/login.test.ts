@@ -27,14 +27,14 @@ async function login(opts: { service: string; username: string; password: string
     factory._mechs = factory._mechs.filter((m) => m.name === opts.mechanism);
   }
   // SASL failures surface as 'error' events, not as a rejected start().
-  const failed = new Promise<never>((_, reject) => c.once('error', reject));
+  // Keep a listener for later errors too: an EventEmitter without one throws.
+  const failed = new Promise<never>((_, reject) => c.on('error', reject));
   try {
     await Promise.race([c.start(), failed]);
   } catch (err) {
     await c.stop().catch(() => undefined);
     throw err;
   }
-  c.on('error', () => undefined);
   return c;
 }
 
@@ -91,4 +91,19 @@ test('a second login with the same resource replaces the first with <conflict/>'
     await second.stop();
     await first.stop().catch(() => undefined);
   }
+});
+
+test('closed connections leave no sessions behind', async () => {
+  const { notifyServer } = await import('../../src/admin/control.ts');
+  const clients = await Promise.all([1, 2, 3].map((i) => login({ service: `xmpp://localhost:${srv.ports.c2s}`, username: 'bob', password: 'battery staple', resource: `r${i}` })));
+  assert.equal((await notifyServer(srv.dataDir, { op: 'status' }))?.sessions, 3);
+  await Promise.all(clients.map((c) => c.stop()));
+  // The server notices each close; poll briefly.
+  let sessions: unknown;
+  for (let i = 0; i < 50; i++) {
+    sessions = (await notifyServer(srv.dataDir, { op: 'status' }))?.sessions;
+    if (sessions === 0) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(sessions, 0);
 });

@@ -23,5 +23,5 @@ export interface C2sServices {
   streamFeatures(session: Session): XmlElement[];
   sessionBound(session: Session): Promise<void>;
   /** Called once when a connection's socket is gone (bound or not). */
-  connectionClosed(conn: { id: string; isBound: boolean } & Session, reason: string): void;
+  connectionClosed(conn: Session, wasBound: boolean, reason: string): void;
 }
