@@ -127,6 +127,10 @@ export class C2sConnection implements Session {
 
   // --- plumbing ------------------------------------------------------------------------
 
+  private isEnding(): boolean {
+    return this.state === 'closing' || this.state === 'closed';
+  }
+
   private write(s: string): void {
     if (this.socket.destroyed || !this.socket.writable) return;
     this.socket.write(s);
@@ -147,11 +151,13 @@ export class C2sConnection implements Session {
 
   private onClose(): void {
     if (this.state === 'closed') return;
+    // A session is bound once it has a JID, even if it was closing when the socket went away.
+    const wasBound = this.boundJid !== undefined;
     this.state = 'closed';
     clearTimeout(this.negotiationTimer);
     clearTimeout(this.closeTimer);
     this.queue.length = 0;
-    this.svc.connectionClosed(this, this.closeReason);
+    this.svc.connectionClosed(this, wasBound, this.closeReason);
     this.log.debug({ reason: this.closeReason }, 'c2s connection closed');
     this.resolveClosed();
   }
@@ -396,6 +402,9 @@ export class C2sConnection implements Session {
   private async saslStep(data: Buffer | null): Promise<void> {
     const mech = this.mech!;
     const step = await mech.step(data);
+    // The stream may have ended while the mechanism worked (PBKDF2, storage): never bring a
+    // closing connection back to life with a new state and parser.
+    if (this.isEnding()) return;
     if (step.kind === 'challenge') {
       this.write(`<challenge xmlns='${NS.SASL}'>${step.data.length ? step.data.toString('base64') : '='}</challenge>`);
       return;
@@ -470,6 +479,9 @@ export class C2sConnection implements Session {
     }
     // The account may have been deleted between SASL and binding.
     if (!(await this.svc.storage.accounts.get(this.host, this.user))) throw new StreamError('not-authorized', 'Account no longer exists');
+    // Closed while we waited: binding now would register a session whose socket is already gone
+    // (onClose has run), a registry entry nothing would ever remove.
+    if (this.isEnding()) return;
     const jid = Jid.of(this.user, this.host, resource);
     const existing = this.svc.registry.get(jid);
     if (existing && !this.svc.config.sessions.replaceOnConflict) {
