@@ -15,6 +15,7 @@ import { Jid, JidError } from '../jid/index.ts';
 import { TlsManager, TlsCertificateError, checkCertificates, createDevCa, issueDevCert, ensureDevCert, devCertPaths } from '../tls/index.ts';
 import { readPassword } from './password.ts';
 import { notifyServer } from '../admin/control.ts';
+import { moduleStorageOptions } from '../modules/storage-options.ts';
 
 const DEFAULT_CONFIG = process.env.AMSEL_CONFIG ?? '/etc/amsel/amsel.yaml';
 const DEV_DIR = '.amsel-dev';
@@ -57,7 +58,7 @@ function parseAccountJid(s: string, config: Config): Jid {
 async function withStorage<T>(config: Config, fn: (s: Storage) => Promise<T>): Promise<T> {
   const storage = await openStorage(config.storage.type === 'sqlite'
     ? { type: 'sqlite', path: config.storage.path }
-    : { type: 'postgres', url: config.storage.url, poolSize: 2 });
+    : { type: 'postgres', url: config.storage.url, poolSize: 2 }, moduleStorageOptions());
   try {
     return await fn(storage);
   } finally {
@@ -131,6 +132,9 @@ export function buildCli(): Command {
       const credentials = await deriveCredentials(password, config.auth.scramIterations);
       const ok = await withStorage(config, (s) => s.accounts.setCredentials(jid.domain, jid.local, credentials));
       if (!ok) throw new CliError(`${jid} does not exist`);
+      // Fix: a running server was never told (the control socket has 'passwd-changed' for
+      // this), so the 'user:password-changed' hook did not run for CLI password changes.
+      await notifyServer(config.dataDir, { op: 'passwd-changed', host: jid.domain, username: jid.local });
       process.stdout.write(`password changed for ${jid}\n`);
     });
 

@@ -19,6 +19,7 @@ import { StreamError } from '../xmpp/errors.ts';
 import { C2sListeners } from '../transports/c2s/listener.ts';
 import type { C2sServices } from '../transports/c2s/services.ts';
 import { builtinModules } from '../modules/index.ts';
+import { moduleStorageOptions } from '../modules/storage-options.ts';
 import { Jid } from '../jid/index.ts';
 import { listenControl, type ControlRequest, type ControlReply } from '../admin/control.ts';
 
@@ -69,9 +70,11 @@ export async function createServer(config: Config, opts: ServerOptions = {}): Pr
   const hosts = new Set(config.hosts);
   const isLocalHost = (d: string) => hosts.has(d);
   const tlsManager = await TlsManager.create(config.tls, config.hosts);
+  const modules = opts.modules ?? builtinModules;
   const storage = await openStorage(config.storage.type === 'sqlite'
     ? { type: 'sqlite', path: config.storage.path }
-    : { type: 'postgres', url: config.storage.url, poolSize: config.storage.poolSize });
+    : { type: 'postgres', url: config.storage.url, poolSize: config.storage.poolSize },
+  { ...moduleStorageOptions(modules), onPoolError: (err) => log.warn({ err: err.message }, 'PostgreSQL connection lost; reconnecting on next use') });
   const hooks = new HookBus(log);
   const registry = new LocalSessionRegistry();
   const router = new Router({ log, registry, isLocalHost });
@@ -114,7 +117,7 @@ export async function createServer(config: Config, opts: ServerOptions = {}): Pr
       // its listeners when it failed, and its process hung instead of exiting.
       if (opts.control !== false) closeControl = await listenControl(config.dataDir, control);
       try {
-        const loaded = await loader.loadAll(opts.modules ?? builtinModules);
+        const loaded = await loader.loadAll(modules);
         for (const [name, l] of Object.entries(config.listeners)) {
           if (!l.enabled || (name !== 'c2s' && name !== 'c2sDirectTls')) continue;
           ports[name] = await c2s.listen({ kind: name, port: l.port, addresses: l.address });

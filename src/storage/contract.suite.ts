@@ -563,6 +563,26 @@ export function storageContract(engine: Engine): void {
         for (const x of all) await x.close();
         assert.equal(runs, 1);
       });
+      test('deleting an account purges the module tables it owns (ownedTables), nobody else\'s rows', { skip: !engine.sql && 'module tables need SQL' }, async () => {
+        const m: Migration = {
+          id: 'ownedtest/001-t',
+          async up(conn) {
+            await conn.schema.createTable('owned_t').addColumn('host', 'text').addColumn('owner', 'text').addColumn('x', 'text').execute();
+          },
+        };
+        const { s } = await fresh({ migrations: [m], ownedTables: [{ table: 'owned_t' }] });
+        await s.accounts.create('h.test', 'alice', creds('a'));
+        await s.accounts.create('h.test', 'bob', creds('b'));
+        await s.db.insertInto('owned_t').values([
+          { host: 'h.test', owner: 'alice', x: '1' }, { host: 'h.test', owner: 'alice', x: '2' },
+          { host: 'h.test', owner: 'bob', x: '3' }, { host: 'other.test', owner: 'alice', x: '4' },
+        ]).execute();
+        assert.equal(await s.accounts.delete('h.test', 'alice'), true);
+        assert.equal(await rowCount(s, 'owned_t', { owner: 'alice', host: 'h.test' }), 0);
+        assert.equal(await rowCount(s, 'owned_t'), 2);
+        await s.deleteOwner('other.test', 'alice');
+        assert.equal(await rowCount(s, 'owned_t'), 1);
+      });
     });
   });
 }

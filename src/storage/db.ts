@@ -30,9 +30,20 @@ export type StorageConfig =
       poolSize?: number;
     };
 
+/** A module table whose rows belong to one account: deleted with the account, in the same transaction. */
+export interface OwnedTable {
+  table: string;
+  /** Column holding the account's host (default 'host'). */
+  hostColumn?: string;
+  /** Column holding the account's username (default 'owner'). */
+  ownerColumn?: string;
+}
+
 export interface OpenOptions {
   /** Extra migrations of modules, applied after the core ones in the given order. */
   migrations?: Migration[];
+  /** Module tables purged with an account (AccountStore.delete, Storage.deleteOwner). */
+  ownedTables?: OwnedTable[];
   /**
    * Errors of idle pooled PostgreSQL connections (server restart, network). Without a listener,
    * `pg` would crash the process; the broken client is discarded either way and the next query
@@ -194,10 +205,18 @@ class SqlStorage implements Storage {
   readonly #db: Kysely<any>;
   readonly #ctx: SqlContext;
 
-  constructor(readonly dialect: Dialect, db: Kysely<any>) {
+  readonly #purge: (trx: Kysely<CoreTables>, host: string, owner: string) => Promise<void>;
+
+  constructor(readonly dialect: Dialect, db: Kysely<any>, owned: readonly OwnedTable[]) {
     this.#db = db;
     this.#ctx = { dialect, db: () => this.db as Kysely<CoreTables> };
-    this.accounts = new SqlAccountStore(this.#ctx, purgeOwnerSql);
+    this.#purge = async (trx, host, owner) => {
+      await purgeOwnerSql(trx, host, owner);
+      for (const t of owned) {
+        await (trx as Kysely<any>).deleteFrom(t.table).where(t.hostColumn ?? 'host', '=', host).where(t.ownerColumn ?? 'owner', '=', owner).execute();
+      }
+    };
+    this.accounts = new SqlAccountStore(this.#ctx, this.#purge);
   }
 
   /** Throws StorageClosedError once closed. */
@@ -215,7 +234,7 @@ class SqlStorage implements Storage {
   }
 
   async deleteOwner(host: string, owner: string): Promise<void> {
-    await this.#ctx.db().transaction().execute((trx) => purgeOwnerSql(trx, host, owner));
+    await this.#ctx.db().transaction().execute((trx) => this.#purge(trx, host, owner));
   }
 
   async close(): Promise<void> {
@@ -264,7 +283,7 @@ export async function openStorage(cfg: StorageConfig, opts: OpenOptions = {}): P
     if (e.name === 'UnknownMigrationError' || e.name === 'MigrationError') throw err;
     throw new StorageOpenError(`cannot open ${where}: ${e.message || e.code || String(err)}`, { cause: err });
   }
-  return new SqlStorage(cfg.type, db);
+  return new SqlStorage(cfg.type, db, opts.ownedTables ?? []);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ export {
   type Storage,
   type StorageConfig,
   type OpenOptions,
+  type OwnedTable,
   type Dialect,
 } from './db.ts';
 export { runMigrations, coreMigrations, UnknownMigrationError, MigrationError, type Migration } from './migrate.ts';

@@ -6,7 +6,7 @@ import type { Logger } from '../../observability/log.ts';
 import type { HookHandler, HookMap, HookName } from '../hooks.ts';
 import type { Addressing, IqHandler, IqTarget, StanzaHandler } from '../router/router.ts';
 import type { SessionRegistry } from '../sessions/registry.ts';
-import type { Storage } from '../../storage/index.ts';
+import type { Storage, Migration, OwnedTable } from '../../storage/index.ts';
 import type { Config } from '../../config/schema.ts';
 
 export interface SpecRef { xep?: number; rfc?: number; version?: string; status: 'complete' | 'partial' | 'planned'; note?: string }
@@ -50,6 +50,10 @@ export interface ModuleDefinition<S extends z.ZodType = z.ZodType> {
   /** Enabled when the config does not say (modules.<name>). */
   defaultEnabled?: boolean;
   depends?: string[];
+  /** This module's own tables: migrations, ids '<module>/<nnn>-<slug>' (applied whether or not it is enabled). */
+  migrations?: Migration[];
+  /** Its tables whose rows belong to one account: purged with the account (also by the offline CLI). */
+  ownedTables?: OwnedTable[];
   /** zod schema for modules.<name> (when it is an object); defaults live here. */
   config?: S;
   setup(ctx: ModuleContext<z.infer<S>>): void | Promise<void>;

@@ -14,7 +14,11 @@ export class DiscoRegistry {
     let m = this.features.get(k);
     if (!m) this.features.set(k, (m = new Map()));
     m.set(ns, (m.get(ns) ?? 0) + 1);
+    let disposed = false;
     return () => {
+      // Idempotent: a second call must not take away another module's reference.
+      if (disposed) return;
+      disposed = true;
       const n = (m!.get(ns) ?? 1) - 1;
       if (n <= 0) m!.delete(ns); else m!.set(ns, n);
     };

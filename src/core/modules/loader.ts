@@ -133,7 +133,15 @@ export class ModuleLoader {
         void p.finally(() => this.tasks.delete(p));
       },
     };
-    await def.setup(ctx);
+    try {
+      await def.setup(ctx);
+    } catch (err) {
+      // A setup that fails half-way must not leave handlers, hooks, features or timers behind.
+      for (const dispose of rec.disposers.reverse()) {
+        try { dispose(); } catch (e) { log.error({ err: e }, 'unload after failed setup failed'); }
+      }
+      throw err;
+    }
     this.loaded.push(rec);
     log.debug('module loaded');
   }

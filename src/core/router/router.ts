@@ -163,7 +163,10 @@ export class Router {
       return;
     }
     if (!isRequest) return; // results and errors to the server or a bare JID end here (pending IQs: later)
-    const payload = s.el.firstElement()!;
+    const payload = s.el.firstElement();
+    // fromClient validated this already; stanzas from send() (modules) are not: RFC 6120 §8.2.3,
+    // a get/set carries exactly one payload.
+    if (!payload) return this.bounce(s.el, new StanzaError('bad-request'), s.session);
     const target: IqTarget = s.addressing === 'host' ? 'host' : 'account';
     const handler = this.hosts.get(s.to.domain)?.iq.get(iqKey(s.type, target, payload.ns, payload.name));
     if (!handler) {
@@ -193,6 +196,9 @@ export class Router {
     }
     // Bare JID, RFC 6121 §8.5.2.1.1: deliver to the available resources with the highest
     // non-negative priority (the presence module maintains availability).
+    // RFC 6121 §8.5.2.1.1 and §8.5.2.2.1: a message of type "error" to a bare JID is silently
+    // ignored, whether or not resources are available (never fanned out to the resources).
+    if (s.type === 'error') return;
     const sessions = this.deps.registry.resources(s.to).filter((x) => x.available && x.priority >= 0);
     if (sessions.length > 0 && s.type !== 'groupchat') {
       const top = Math.max(...sessions.map((x) => x.priority));
@@ -201,7 +207,7 @@ export class Router {
       }
       return;
     }
-    if (s.type === 'error' || s.type === 'headline') return;
+    if (s.type === 'headline') return;
     // No available resource and no module (offline storage) took it: bounce, never drop silently.
     this.bounce(s.el, new StanzaError('service-unavailable'), s.session);
   }
@@ -220,6 +226,10 @@ export class Router {
   /** Answer a stanza with an error, unless it is an error itself (never bounce errors: no loops). */
   bounce(el: XmlElement, err: StanzaError, session?: Session): void {
     if (el.attr('type') === 'error') return;
+    // RFC 6120 §8.2.3: an entity receiving an IQ response (result or error)
+    // MUST NOT answer it with a further response (result or error); an undeliverable result is
+    // dropped, like the full-JID case in routeIq.
+    if (el.name === 'iq' && el.attr('type') === 'result') return;
     if (el.name === 'presence' && el.attr('type') !== 'subscribe') return; // RFC 6121: presence errors are mostly ignored
     this.deliverReply({ session } as RoutedStanza, errorReply(el, err));
   }

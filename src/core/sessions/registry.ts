@@ -25,7 +25,10 @@ export class LocalSessionRegistry implements SessionRegistry {
     let m = this.byBare.get(key);
     if (!m) this.byBare.set(key, (m = new Map()));
     const old = m.get(session.jid.resource);
-    if (old) this.byId.delete(old.id);
+    if (old) {
+      this.byId.delete(old.id);
+      m.delete(session.jid.resource); // re-insert so resources() stays in binding order
+    }
     m.set(session.jid.resource, session);
     this.byId.set(session.id, session);
     return old;
