@@ -13,7 +13,9 @@ import { Router } from './router/router.ts';
 import { LocalSessionRegistry } from './sessions/registry.ts';
 import type { Session } from './sessions/session.ts';
 import { DiscoRegistry } from './modules/disco.ts';
-import { ModuleLoader } from './modules/loader.ts';
+import { ModuleLoader, StreamFeatureRegistry } from './modules/loader.ts';
+import { ServiceRegistry } from './modules/services.ts';
+import { createAccountOps } from './accounts.ts';
 import type { ModuleDefinition } from './modules/define.ts';
 import { StreamError } from '../xmpp/errors.ts';
 import { C2sListeners } from '../transports/c2s/listener.ts';
@@ -80,13 +82,16 @@ export async function createServer(config: Config, opts: ServerOptions = {}): Pr
   const router = new Router({ log, registry, isLocalHost });
   const disco = new DiscoRegistry();
   const throttle = new AuthThrottle({ baseDelayMs: config.auth.failureDelayMs, maxDelayMs: config.auth.maxFailureDelayMs });
-  const loader = new ModuleLoader({ config, log, storage, hooks, router, registry, disco });
+  const serviceRegistry = new ServiceRegistry();
+  const streamFeatures = new StreamFeatureRegistry();
+  const accounts = createAccountOps({ storage, registry, hooks, log, iterations: config.auth.scramIterations });
+  const loader = new ModuleLoader({ config, log, storage, hooks, router, registry, disco, services: serviceRegistry, accounts, streamFeatures });
   const fakeSaltSecret = await installationSecret(config.dataDir);
   const ports: Record<string, number> = {};
 
   const services: C2sServices = {
     config, log, storage, tls: tlsManager, throttle, router, registry, fakeSaltSecret, isLocalHost,
-    streamFeatures: () => [],
+    streamFeatures: (session) => streamFeatures.for(session),
     sessionBound: (session: Session) => hooks.emit('session:bound', { session }),
     connectionClosed: (conn, wasBound, reason) => {
       if (!wasBound) return;
@@ -155,16 +160,7 @@ export async function createServer(config: Config, opts: ServerOptions = {}): Pr
       await tlsManager.reload();
       log.info({ certificates: tlsManager.certificates().map((c) => ({ names: c.names, notAfter: c.notAfter })) }, 'certificates reloaded');
     },
-    async deleteUser(host, username) {
-      const bare = Jid.of(username, host);
-      await Promise.all(registry.resources(bare).map((s) => s.close(new StreamError('not-authorized', 'Account deleted'))));
-      const ok = await storage.accounts.delete(host, username);
-      if (ok) {
-        log.info({ jid: bare.toString() }, 'account deleted');
-        await hooks.emit('user:deleted', { host, username });
-      }
-      return ok;
-    },
+    deleteUser: (host, username) => accounts.delete(host, username),
   };
   return server;
 }

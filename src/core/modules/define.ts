@@ -6,6 +6,8 @@ import type { Logger } from '../../observability/log.ts';
 import type { HookHandler, HookMap, HookName } from '../hooks.ts';
 import type { Addressing, IqHandler, IqTarget, StanzaHandler } from '../router/router.ts';
 import type { SessionRegistry } from '../sessions/registry.ts';
+import type { Session } from '../sessions/session.ts';
+import type { ServiceKey } from './services.ts';
 import type { Storage, Migration, OwnedTable } from '../../storage/index.ts';
 import type { Config } from '../../config/schema.ts';
 
@@ -38,6 +40,20 @@ export interface ModuleContext<Cfg = Record<string, unknown>> {
   };
   /** Route a stanza (from and to set) as if the server sent it. */
   send(el: XmlElement): Promise<void>;
+  /** Send an IQ get/set from the server (from and to set, id optional) and await the result or error reply. */
+  request(iq: XmlElement, timeoutMs?: number): Promise<XmlElement>;
+  /** Offer a service to other modules on this host / use one (declare the provider in `depends`). */
+  provide<T>(key: ServiceKey<T>, impl: T): void;
+  use<T>(key: ServiceKey<T>): T;
+  tryUse<T>(key: ServiceKey<T>): T | undefined;
+  /** Add a stream feature offered to clients after authentication (e.g. XEP-0115 caps, SM). */
+  streamFeature(fn: (session: Session) => XmlElement | undefined): void;
+  /** Account operations for this host (username = localpart). */
+  readonly accounts: {
+    exists(username: string): Promise<boolean>;
+    setPassword(username: string, password: string): Promise<boolean>;
+    delete(username: string): Promise<boolean>;
+  };
   timers: { every(ms: number, fn: () => void | Promise<void>): void; after(ms: number, fn: () => void | Promise<void>): void };
   /** Track a background task; failures are logged, never unhandled. */
   background(name: string, task: Promise<unknown>): void;

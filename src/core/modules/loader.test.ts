@@ -2,6 +2,7 @@
 // that everything a module registers through its context is undone on unload.
 import { test, describe, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { extraLoaderDeps } from '../../testing/modules.ts';
 import { Writable } from 'node:stream';
 import { z } from 'zod';
 import { ModuleLoader, ModuleConfigError, resolveModules } from './loader.ts';
@@ -130,7 +131,8 @@ function world(modules: Record<string, unknown> = {}, hosts = [HOST]) {
   const router = new Router({ log, registry, isLocalHost: (d) => hostSet.has(d) });
   const hooks = new HookBus(log);
   const disco = new DiscoRegistry();
-  const loader = new ModuleLoader({ config, log, storage: memoryStorage(), hooks, router, registry, disco });
+  const storage = memoryStorage();
+  const loader = new ModuleLoader({ config, log, storage, hooks, router, registry, disco, ...extraLoaderDeps({ storage, registry, hooks, log }) });
   const alice = fakeSession(`alice@${hosts[0]}/desk`);
   registry.add(alice);
   return { loader, router, hooks, disco, registry, alice, lines };

@@ -9,6 +9,8 @@ import type { HookBus } from '../hooks.ts';
 import type { Router, IqTarget } from '../router/router.ts';
 import type { SessionRegistry } from '../sessions/registry.ts';
 import type { DiscoRegistry } from './disco.ts';
+import type { ServiceRegistry, AccountOps } from './services.ts';
+import type { Session } from '../sessions/session.ts';
 import type { ModuleContext, ModuleDefinition } from './define.ts';
 import { MODULE_PRESETS } from '../../config/presets.ts';
 
@@ -20,6 +22,30 @@ export interface LoaderDeps {
   router: Router;
   registry: SessionRegistry;
   disco: DiscoRegistry;
+  services: ServiceRegistry;
+  accounts: AccountOps;
+  streamFeatures: StreamFeatureRegistry;
+}
+
+type FeatureFn = (session: Session) => XmlElement | undefined;
+
+/** Stream features that modules add after authentication, per host. */
+export class StreamFeatureRegistry {
+  private readonly byHost = new Map<string, FeatureFn[]>();
+  add(host: string, fn: FeatureFn): () => void {
+    let l = this.byHost.get(host);
+    if (!l) this.byHost.set(host, (l = []));
+    l.push(fn);
+    return () => { const i = l!.indexOf(fn); if (i >= 0) l!.splice(i, 1); };
+  }
+  for(session: Session): XmlElement[] {
+    const out: XmlElement[] = [];
+    for (const fn of this.byHost.get(session.host) ?? []) {
+      const el = fn(session);
+      if (el) out.push(el);
+    }
+    return out;
+  }
 }
 
 export class ModuleConfigError extends Error {}
@@ -115,6 +141,16 @@ export class ModuleLoader {
         identities: (on = 'host') => d.disco.identitiesOf(host, on),
       },
       send: (el: XmlElement) => d.router.send(el),
+      request: (iq: XmlElement, timeoutMs?: number) => d.router.request(iq, timeoutMs),
+      provide: (key, impl) => keep(d.services.provide(host, key, impl)),
+      use: (key) => d.services.use(host, key),
+      tryUse: (key) => d.services.tryUse(host, key),
+      streamFeature: (fn) => keep(d.streamFeatures.add(host, fn)),
+      accounts: {
+        exists: (u) => d.accounts.exists(host, u),
+        setPassword: (u, p) => d.accounts.setPassword(host, u, p),
+        delete: (u) => d.accounts.delete(host, u),
+      },
       timers: {
         every: (ms, fn) => {
           const t = setInterval(() => ctx.background('timer', Promise.resolve().then(fn)), ms);

@@ -1,5 +1,6 @@
 // The router: classify once, dispatch by structure (ARCHITECTURE §4).
 // RFC 6120 §10 (server rules for processing XML stanzas) and RFC 6121 §8.
+import { randomBytes } from 'node:crypto';
 import type { XmlElement } from '../../xml/index.ts';
 import { Jid } from '../../jid/index.ts';
 import { StanzaError } from '../../xmpp/errors.ts';
@@ -56,6 +57,8 @@ export interface RouterDeps {
 
 export class Router {
   private readonly hosts = new Map<string, HostTable>();
+  /** IQs the server sent and awaits, keyed by id (ids are random, so unguessable by peers). */
+  private readonly pending = new Map<string, { resolve: (el: XmlElement) => void; reject: (e: Error) => void; peer: string; timer: NodeJS.Timeout }>();
   constructor(private readonly deps: RouterDeps) {}
 
   private table(host: string): HostTable {
@@ -116,6 +119,39 @@ export class Router {
     await this.route(this.classify(el, el.name as StanzaKind, from, to, undefined));
   }
 
+  /**
+   * Send an IQ get/set from the server and await its result or error (RFC 6120 §8.2.3).
+   * Resolves with the reply stanza (type result or error); rejects on timeout.
+   */
+  request(iq: XmlElement, timeoutMs = 30_000): Promise<XmlElement> {
+    const id = iq.attr('id') ?? `amsel-${randomBytes(9).toString('base64url')}`;
+    const el = iq.attr('id') ? iq : iq.withAttrs({ id });
+    return new Promise<XmlElement>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new StanzaError('remote-server-timeout', 'No reply in time'));
+      }, timeoutMs);
+      timer.unref();
+      this.pending.set(id, { resolve, reject, peer: el.attr('to') ?? '', timer });
+      this.send(el).catch((err: unknown) => {
+        clearTimeout(timer);
+        this.pending.delete(id);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      });
+    });
+  }
+
+  /** A result/error addressed to the server: settle a pending request if it matches. */
+  private settle(s: RoutedStanza): void {
+    const id = s.el.attr('id');
+    const p = id === undefined ? undefined : this.pending.get(id);
+    // Only the entity we asked may answer (RFC 6120 §8.2.3: the reply comes from the 'to' of the request).
+    if (!p || !(p.peer === s.from.toString() || (p.peer === s.from.bare.toString() && s.from.resource === ''))) return;
+    this.pending.delete(id!);
+    clearTimeout(p.timer);
+    p.resolve(s.el);
+  }
+
   private validIq(el: XmlElement): boolean {
     const type = el.attr('type');
     if (!el.attr('id')) return false;
@@ -162,7 +198,11 @@ export class Router {
       if (isRequest) return this.bounce(s.el, new StanzaError('service-unavailable'), s.session);
       return;
     }
-    if (!isRequest) return; // results and errors to the server or a bare JID end here (pending IQs: later)
+    if (!isRequest) {
+      // Results and errors to the server settle its pending requests; to a bare JID they end here.
+      if (s.addressing === 'host') this.settle(s);
+      return;
+    }
     const payload = s.el.firstElement();
     // fromClient validated this already; stanzas from send() (modules) are not: RFC 6120 §8.2.3,
     // a get/set carries exactly one payload.

@@ -1,6 +1,7 @@
 // XEP-0030 Service Discovery on the server, through the real router and module loader.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { extraLoaderDeps } from '../../testing/modules.ts';
 import disco from './index.ts';
 import ping from '../ping/index.ts';
 import { ModuleLoader } from '../../core/modules/loader.ts';
@@ -36,7 +37,9 @@ async function start(defs: ModuleDefinition[], modules: Record<string, unknown> 
   const config = parseConfig({ hosts: [HOST], tls: { certificates: [] }, modules }, '/tmp');
   const registry = new LocalSessionRegistry();
   const router = new Router({ log, registry, isLocalHost: (d) => d === HOST });
-  const loader = new ModuleLoader({ config, log, storage: memoryStorage(), hooks: new HookBus(log), router, registry, disco: new DiscoRegistry() });
+  const storage = memoryStorage();
+  const hooks = new HookBus(log);
+  const loader = new ModuleLoader({ config, log, storage, hooks, router, registry, disco: new DiscoRegistry(), ...extraLoaderDeps({ storage, registry, hooks, log }) });
   await loader.loadAll(defs);
   const alice = fakeSession('alice@example.test/desk');
   registry.add(alice);

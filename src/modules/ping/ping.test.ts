@@ -1,6 +1,7 @@
 // XEP-0199 XMPP Ping through the real router and module loader (in process, fake sessions).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { extraLoaderDeps } from '../../testing/modules.ts';
 import ping from './index.ts';
 import disco from '../disco/index.ts';
 import { ModuleLoader } from '../../core/modules/loader.ts';
@@ -37,7 +38,9 @@ async function start(modules: Record<string, unknown> = {}) {
   const registry = new LocalSessionRegistry();
   const router = new Router({ log, registry, isLocalHost: (d) => d === HOST });
   const discoRegistry = new DiscoRegistry();
-  const loader = new ModuleLoader({ config, log, storage: memoryStorage(), hooks: new HookBus(log), router, registry, disco: discoRegistry });
+  const storage = memoryStorage();
+  const hooks = new HookBus(log);
+  const loader = new ModuleLoader({ config, log, storage, hooks, router, registry, disco: discoRegistry, ...extraLoaderDeps({ storage, registry, hooks, log }) });
   await loader.loadAll([disco, ping] as ModuleDefinition[]);
   const alice = fakeSession('alice@example.test/desk');
   registry.add(alice);

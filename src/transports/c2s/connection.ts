@@ -496,8 +496,11 @@ export class C2sConnection implements Session {
     this.onBound?.();
     this.svc.registry.add(this);
     if (existing) {
-      // RFC 6120 §7.7.2.2: the new session wins; the old one gets <conflict/>.
-      await existing.close(new StreamError('conflict', 'Replaced by a new connection'));
+      // RFC 6120 §7.7.2.2: the new session wins; the old one gets <conflict/>. Don't wait for
+      // the old socket to go (a vanished mobile peer would hold the new login for the close
+      // grace period); the registry already points at the new session, and modules tell a
+      // replaced session's 'session:closed' by registry.get(jid) !== session.
+      existing.close(new StreamError('conflict', 'Replaced by a new connection')).catch((err: unknown) => this.log.warn({ err }, 'closing the replaced session failed'));
     }
     this.send(iqResult(reply, x('bind', { xmlns: NS.BIND }, x('jid', null, jid.toString()))));
     this.log.info({ jid: jid.toString() }, 'resource bound');
