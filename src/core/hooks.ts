@@ -14,7 +14,12 @@ export interface HookMap {
   'user:password-changed': { host: string; username: string };
   'server:started': { hosts: string[] };
   'server:stopping': Record<string, never>;
-  'stanza:unrouted': { jid: Jid };
+  /** The presence module: a session sent available presence (initial = its first, RFC 6121 §4.2). */
+  'presence:available': { session: Session; initial: boolean };
+  /** The presence module: a session became unavailable (explicitly or by disconnecting). */
+  'presence:unavailable': { session: Session };
+  /** The roster module: a contact was removed from a user's roster (RFC 6121 §2.5); `subscription` is what it had. */
+  'roster:item-removed': { owner: Jid; contact: Jid; subscription: 'none' | 'to' | 'from' | 'both'; ask: boolean };
 }
 
 export type HookName = keyof HookMap;
