@@ -1,0 +1,8 @@
+// Placeholder: being written (issue 3).
+import { defineModule } from '../../core/modules/define.ts';
+
+export default defineModule({
+  name: 'private',
+  defaultEnabled: true,
+  setup() {},
+});
