@@ -57,7 +57,15 @@ export type SaslStep =
        */
       authzid?: string;
     }
-  | { kind: 'failure'; condition: FailureCondition; text?: string; /** when known, for throttling */ username?: string };
+  | {
+      kind: 'failure';
+      condition: FailureCondition;
+      text?: string;
+      /** when known, for throttling */
+      username?: string;
+      /** The failure came from negotiating channel binding, before any credential was checked: not a guess. */
+      negotiation?: boolean;
+    };
 
 export interface SaslMechanism {
   readonly name: string;

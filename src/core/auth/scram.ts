@@ -339,9 +339,10 @@ export class ScramServer implements SaslMechanism {
     }
   }
 
-  private fail(condition: Extract<SaslStep, { kind: 'failure' }>['condition'], text?: string, username?: string): SaslStep {
+  private fail(condition: Extract<SaslStep, { kind: 'failure' }>['condition'], text?: string, username?: string, negotiation = false): SaslStep {
     this.state = { s: 'done' };
     const f: SaslStep = { kind: 'failure', condition };
+    if (negotiation) f.negotiation = true;
     if (text !== undefined) f.text = text;
     if (username !== undefined) f.username = username;
     return f;
@@ -374,18 +375,18 @@ export class ScramServer implements SaslMechanism {
     // Channel binding negotiation (RFC 5802 §6).
     let cbData: Buffer | undefined;
     if (opts.plus) {
-      if (gs2.flag !== 'p') return this.fail('malformed-request', 'channel binding required with -PLUS', username);
+      if (gs2.flag !== 'p') return this.fail('malformed-request', 'channel binding required with -PLUS', username, true);
       const type = gs2.cbName as ChannelBindingType;
       if (!ctx.tls || !ctx.offeredBindings.includes(type)) {
-        return this.fail('not-authorized', 'unsupported channel binding type', username);
+        return this.fail('not-authorized', 'unsupported channel binding type', username, true);
       }
       cbData = ctx.channelBinding(type);
-      if (cbData === undefined) return this.fail('not-authorized', 'channel binding unavailable', username);
+      if (cbData === undefined) return this.fail('not-authorized', 'channel binding unavailable', username, true);
     } else {
-      if (gs2.flag === 'p') return this.fail('malformed-request', 'channel binding requires a -PLUS mechanism', username);
+      if (gs2.flag === 'p') return this.fail('malformed-request', 'channel binding requires a -PLUS mechanism', username, true);
       if (gs2.flag === 'y' && plusAdvertised(ctx)) {
         // The client supports channel binding and believes we don't: a downgrade attack.
-        return this.fail('not-authorized', 'server does support channel binding', username);
+        return this.fail('not-authorized', 'server does support channel binding', username, true);
       }
     }
 

@@ -411,7 +411,9 @@ export class C2sConnection implements Session {
     }
     this.mech = undefined;
     if (step.kind === 'failure') {
-      return this.saslFail(step.condition, step.text, step.username);
+      // Channel-binding negotiation failures (e.g. a client without XEP-0440 sending 'y' while we
+      // offer -PLUS) checked no password: answer at once and don't count them as guesses.
+      return this.saslFail(step.condition, step.text, step.negotiation ? undefined : step.username, step.negotiation === true);
     }
     let local: string;
     try { local = prepLocalpart(step.username); } catch { return this.saslFail('not-authorized'); }
@@ -430,8 +432,8 @@ export class C2sConnection implements Session {
     this.log.info({ jid: `${local}@${this.host}`, ip: this.ip }, 'authenticated');
   }
 
-  private async saslFail(condition: string, text?: string, username?: string): Promise<void> {
-    if (condition === 'not-authorized' || condition === 'invalid-authzid' || condition === 'malformed-request') {
+  private async saslFail(condition: string, text?: string, username?: string, negotiation = false): Promise<void> {
+    if (!negotiation && (condition === 'not-authorized' || condition === 'invalid-authzid' || condition === 'malformed-request')) {
       let account: string | undefined;
       try { account = username ? `${prepLocalpart(username)}@${this.host}` : undefined; } catch { account = undefined; }
       // Growing delay per address and per account, before the answer (not after): a brute-forcer
