@@ -8,8 +8,18 @@
 import { createPrivateKey, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import 'reflect-metadata'; // @peculiar/x509 (tsyringe) needs it loaded first
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
+
+// @peculiar/x509 is loaded on first use only (it is heavy, and the server never needs it);
+// reflect-metadata must be loaded before it (tsyringe).
+let x509Module: typeof X509 | undefined;
+async function loadX509(): Promise<typeof X509> {
+  if (!x509Module) {
+    await import('reflect-metadata');
+    x509Module = await import('@peculiar/x509');
+  }
+  return x509Module;
+}
 
 const EC_ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY_MS = 86_400_000;
@@ -18,10 +28,10 @@ const CA_NAME = 'CN=Amsel development CA, O=Amsel';
 // @peculiar/x509 takes the WebCrypto implementation per call; pass Node's explicitly instead
 // of relying on its global provider.
 // (Its parameter types are the DOM's WebCrypto types, which this project does not load.)
-type X509Crypto = NonNullable<Parameters<typeof x509.X509CertificateGenerator.create>[1]>;
-type X509CreateParams = Parameters<typeof x509.X509CertificateGenerator.create>[0];
+type X509Crypto = NonNullable<Parameters<typeof X509.X509CertificateGenerator.create>[1]>;
+type X509CreateParams = Parameters<typeof X509.X509CertificateGenerator.create>[0];
 type X509SigningKey = Extract<X509CreateParams, { signingKey: unknown }>['signingKey'];
-type X509KeyPair = Parameters<typeof x509.X509CertificateGenerator.createSelfSigned>[0]['keys'];
+type X509KeyPair = Parameters<typeof X509.X509CertificateGenerator.createSelfSigned>[0]['keys'];
 const cryptoImpl = webcrypto as unknown as X509Crypto;
 
 export interface CertFiles {
@@ -46,6 +56,7 @@ export function devCertPaths(dataDir: string, domain = 'localhost'): CertFiles &
  * CA", valid 10 years. If `dir` already holds a usable CA, it is returned unchanged.
  */
 export async function createDevCa(dir: string): Promise<CertFiles> {
+  const x509 = await loadX509();
   const certFile = join(dir, 'ca.crt');
   const keyFile = join(dir, 'ca.key');
   const existing = await readExisting(certFile, keyFile);
@@ -89,6 +100,7 @@ export async function createDevCa(dir: string): Promise<CertFiles> {
  * (mode 0600). The certificate file holds the leaf only; clients trust the CA file.
  */
 export async function issueDevCert(caDir: string, domains: string[], outDir: string): Promise<CertFiles> {
+  const x509 = await loadX509();
   if (domains.length === 0) throw new Error('issueDevCert: at least one domain is needed');
   for (const d of domains) {
     if (!/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/i.test(d) || d.includes('..')) {
@@ -173,6 +185,7 @@ async function generateKeys(): Promise<X509KeyPair> {
 }
 
 async function exportKey(key: X509KeyPair['privateKey']): Promise<string> {
+  const x509 = await loadX509();
   const der = await webcrypto.subtle.exportKey('pkcs8', key as unknown as webcrypto.CryptoKey);
   return x509.PemConverter.encode(der, 'PRIVATE KEY') + '\n';
 }
