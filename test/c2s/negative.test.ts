@@ -34,6 +34,9 @@ before(async () => {
     config: {
       limits: { maxStanzaBytes: MAX_STANZA, maxUnauthenticatedPerIp: 100 },
       auth: { failureDelayMs: FAILURE_DELAY, maxFailureDelayMs: 8 * FAILURE_DELAY },
+      // The core routing rules without offline storage: with the offline module on, a message to an
+      // existing account without sessions is stored (XEP-0160), see test/im/offline.test.ts.
+      modules: { offline: false },
     },
   });
   ca = await readFile(srv.caFile);

@@ -200,7 +200,9 @@ export class Router {
     }
     if (!isRequest) {
       // Results and errors to the server settle its pending requests; to a bare JID they end here.
-      if (s.addressing === 'host') this.settle(s);
+      // A client may answer the server's request without 'to' (RFC 6120 §10.3.3: handled by the
+      // server on the account's behalf): that settles too; settle() still checks the sender.
+      if (s.addressing === 'host' || (s.session && s.el.attr('to') === undefined)) this.settle(s);
       return;
     }
     const payload = s.el.firstElement();
@@ -279,6 +281,14 @@ export class Router {
     if (s.session && to === s.session.jid.toString()) return s.session.send(reply);
     if (!to) return;
     const jid = Jid.tryParse(to);
-    if (jid) this.deps.registry.get(jid)?.send(reply);
+    if (!jid) return;
+    if (jid.local === '' && jid.resource === '' && this.deps.isLocalHost(jid.domain)) {
+      // The answer (result or error) to an IQ the server itself sent with request() and that
+      // was answered here (a handler on a bare JID, or an error bounce): settle it.
+      const from = Jid.tryParse(reply.attr('from') ?? '');
+      if (from && reply.name === 'iq') this.settle({ el: reply, from } as RoutedStanza);
+      return;
+    }
+    this.deps.registry.get(jid)?.send(reply);
   }
 }
