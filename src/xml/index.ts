@@ -6,3 +6,4 @@ export {
   XmlStreamParser, DEFAULT_LIMITS,
   type StreamParserLimits, type StreamParserHandlers, type StreamHeader,
 } from './parser.ts';
+export { parseElement } from './parse.ts';

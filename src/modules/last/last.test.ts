@@ -8,7 +8,7 @@ import { Jid } from '../../jid/index.ts';
 import { x, type XmlElement } from '../../xml/index.ts';
 import { NS } from '../../xmpp/ns.ts';
 import { RosterServiceKey, type RosterItem, type RosterService, type Subscription } from '../roster/service.ts';
-import { storageVariants } from '../offline/test-storages.ts';
+import { storageVariants } from '../../testing/storages.ts';
 import last, { NS_LAST, type LastRecord } from './index.ts';
 
 const HOST = 'example.test';

@@ -30,7 +30,7 @@ import type { RoutedStanza } from '../../core/router/router.ts';
 import type { Session } from '../../core/sessions/session.ts';
 import type { Jid } from '../../jid/index.ts';
 import { StanzaError } from '../../xmpp/errors.ts';
-import { KeyedQueue } from './queue.ts';
+import { KeyedLock } from '../../core/util/keyed-lock.ts';
 import { fromStored, hasNoStoreHint, hasStorablePayload, storableType, toStored, type StoredMessage } from './stored.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -59,7 +59,7 @@ export default defineModule({
   config: ConfigSchema,
   setup(ctx) {
     const archive = ctx.storage.archive<StoredMessage>('offline');
-    const queue = new KeyedQueue();
+    const queue = new KeyedLock();
     const { maxMessages, retentionDays } = ctx.config;
     const cutoff = () => new Date(Date.now() - retentionDays * DAY_MS);
 

@@ -5,11 +5,11 @@ import { describe, test, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { createModuleHarness, type FakeSession, type ModuleHarness } from '../../testing/modules.ts';
 import type { ModuleDefinition } from '../../core/modules/define.ts';
-import { x, type XmlElement } from '../../xml/index.ts';
+import { parseElement, x, type XmlElement } from '../../xml/index.ts';
 import { NS } from '../../xmpp/ns.ts';
 import offline from './index.ts';
-import { NS_DELAY, parseElement, type StoredMessage } from './stored.ts';
-import { storageVariants } from './test-storages.ts';
+import { NS_DELAY, type StoredMessage } from './stored.ts';
+import { storageVariants } from '../../testing/storages.ts';
 
 const HOST = 'example.test';
 const ALICE = `alice@${HOST}`;

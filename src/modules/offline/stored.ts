@@ -1,8 +1,7 @@
 // What the offline store keeps and how a stored message comes back: which messages are worth
 // storing (XEP-0160 §3, XEP-0334 §4), the stored form, and the XEP-0203 delay stamp.
-import { serialize, x, XmlStreamParser, type XmlElement } from '../../xml/index.ts';
+import { parseElement, serialize, x, type XmlElement } from '../../xml/index.ts';
 import { NS } from '../../xmpp/ns.ts';
-import type { StreamError } from '../../xmpp/errors.ts';
 
 export const NS_DELAY = 'urn:xmpp:delay'; // XEP-0203
 export const NS_HINTS = 'urn:xmpp:hints'; // XEP-0334
@@ -61,23 +60,3 @@ export function fromStored(item: StoredMessage, when: Date, host: string): XmlEl
   return el.withChildren([...el.children, x('delay', { xmlns: NS_DELAY, from: host, stamp: when.toISOString() }, 'Offline Storage')]);
 }
 
-/**
- * Parse one serialized element (as written by serialize()) back into an XmlElement, with the
- * same parser (and restrictions) as client input. Throws on anything but exactly one element.
- */
-export function parseElement(xml: string): XmlElement {
-  const found: XmlElement[] = [];
-  let failure: StreamError | undefined;
-  const parser = new XmlStreamParser({
-    streamStart() {},
-    stanza(el) { found.push(el); },
-    streamEnd() {},
-    error(err) { failure = err; },
-  }, { maxStanzaBytes: Buffer.byteLength(xml) + 1 });
-  parser.write(Buffer.from(`<stream:stream xmlns:stream='${NS.STREAM}'>`));
-  parser.write(Buffer.from(xml));
-  parser.end();
-  if (failure) throw new Error(`stored XML does not parse: ${failure.message}`);
-  if (found.length !== 1) throw new Error(`stored XML holds ${found.length} elements, expected one`);
-  return found[0]!;
-}

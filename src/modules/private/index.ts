@@ -18,9 +18,10 @@ import { z } from 'zod';
 import { defineModule } from '../../core/modules/define.ts';
 import type { RoutedStanza } from '../../core/router/router.ts';
 import { serialize, x, type XmlElement } from '../../xml/index.ts';
+import { parseElement } from '../../xml/index.ts';
 import { StanzaError } from '../../xmpp/errors.ts';
-import { KeyedQueue } from '../offline/queue.ts';
-import { parseElement } from '../offline/stored.ts';
+import { KeyedLock } from '../../core/util/keyed-lock.ts';
+
 
 export const NS_PRIVATE = 'jabber:iq:private';
 
@@ -50,7 +51,7 @@ export default defineModule({
   config: ConfigSchema,
   setup(ctx) {
     const store = ctx.storage.keyval<PrivateDoc>('private');
-    const queue = new KeyedQueue();
+    const queue = new KeyedLock();
     const { maxBytes } = ctx.config;
 
     /** §3 and §4: only an authorized resource of the user, on the user's own account. */

@@ -6,7 +6,7 @@ import { createModuleHarness, type FakeSession, type ModuleHarness } from '../..
 import type { ModuleDefinition } from '../../core/modules/define.ts';
 import { x, type XmlElement } from '../../xml/index.ts';
 import { NS } from '../../xmpp/ns.ts';
-import { storageVariants } from '../offline/test-storages.ts';
+import { storageVariants } from '../../testing/storages.ts';
 import privateStorage, { NS_PRIVATE, type PrivateDoc } from './index.ts';
 
 const HOST = 'example.test';

@@ -2,7 +2,7 @@
 // Pure functions: parsing a roster set (with the §2.3.3 error cases), building items and
 // queries, and (de)serialising stored subscription requests.
 import { Jid } from '../../jid/index.ts';
-import { serialize, x, XmlStreamParser, type XmlElement } from '../../xml/index.ts';
+import { parseElement, serialize, x, type XmlElement } from '../../xml/index.ts';
 import { NS } from '../../xmpp/ns.ts';
 import { StanzaError } from '../../xmpp/errors.ts';
 import type { Subscription } from './service.ts';
@@ -139,16 +139,5 @@ export function stanzaToText(el: XmlElement): string {
 
 /** Parse a stored stanza back (it was written by stanzaToText). Throws on corrupt data. */
 export function stanzaFromText(text: string): XmlElement {
-  const out: XmlElement[] = [];
-  let failure: Error | undefined;
-  const p = new XmlStreamParser({
-    streamStart() {},
-    stanza(el) { out.push(el); },
-    streamEnd() {},
-    error(e) { failure = e; },
-  });
-  p.write(Buffer.from(`<stream:stream xmlns='${NS.CLIENT}' xmlns:stream='${NS.STREAM}'>${text}`, 'utf8'));
-  if (failure) throw failure;
-  if (out.length !== 1) throw new Error('a stored stanza must be exactly one element');
-  return out[0]!;
+  return parseElement(text);
 }

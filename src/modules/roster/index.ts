@@ -15,6 +15,7 @@ import {
   pushStanza, queryElement, removedElement, stanzaFromText, stanzaToText, type ItemData,
 } from './codec.ts';
 import { MemoryRosterRepo, SqlRosterRepo, rosterMigrations, rosterOwnedTables, type PendingIn, type RosterRepo, type StoredItem, type VersionRow } from './roster.repo.ts';
+import { KeyedLock } from '../../core/util/keyed-lock.ts';
 import { RosterServiceKey, type RosterItem, type RosterService } from './service.ts';
 
 /** Session mark: this resource requested the roster, so it is an "interested resource" (RFC 6121 §2.1.6). */
@@ -42,36 +43,6 @@ export const RosterConfig = z.strictObject({
 });
 export type RosterConfig = z.infer<typeof RosterConfig>;
 
-/** Per-owner mutual exclusion: a promise chain per key, dropped when idle. */
-class KeyedLock {
-  readonly #tails = new Map<string, Promise<void>>();
-
-  /** Wait for the key; resolves with the release function (call it exactly once). */
-  async acquire(key: string): Promise<() => void> {
-    const prev = this.#tails.get(key) ?? Promise.resolve();
-    let release!: () => void;
-    const mine = new Promise<void>((r) => { release = r; });
-    const tail = prev.then(() => mine);
-    this.#tails.set(key, tail);
-    await prev;
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
-      release();
-      if (this.#tails.get(key) === tail) this.#tails.delete(key);
-    };
-  }
-
-  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const release = await this.acquire(key);
-    try {
-      return await fn();
-    } finally {
-      release();
-    }
-  }
-}
 
 /**
  * Resolves after the router has delivered the reply of the IQ being handled: the router sends

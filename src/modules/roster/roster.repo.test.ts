@@ -6,7 +6,7 @@ import { MemoryRosterRepo, SqlRosterRepo, type RosterRepo } from './roster.repo.
 import type { ItemData } from './codec.ts';
 import type { ModuleDefinition } from '../../core/modules/define.ts';
 import type { Storage } from '../../storage/index.ts';
-import { storageVariants, type OpenedStorage } from './test-storages.ts';
+import { storageVariants, type OpenedStorage } from '../../testing/storages.ts';
 
 const H = 'example.test';
 const item = (contact: string, extra: Partial<ItemData> = {}): ItemData => ({

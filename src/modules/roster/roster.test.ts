@@ -11,7 +11,7 @@ import { Jid } from '../../jid/index.ts';
 import { x, type XmlElement } from '../../xml/index.ts';
 import { NS } from '../../xmpp/ns.ts';
 import { StanzaError } from '../../xmpp/errors.ts';
-import { storageVariants, type OpenedStorage } from './test-storages.ts';
+import { storageVariants, type OpenedStorage } from '../../testing/storages.ts';
 
 const H = 'example.test';
 const ALICE = Jid.parse(`alice@${H}`);

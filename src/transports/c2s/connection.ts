@@ -16,6 +16,9 @@ import type { C2sServices } from './services.ts';
 type State = 'need-tls' | 'tls-handshake' | 'need-auth' | 'need-bind' | 'bound' | 'closing' | 'closed';
 
 const MAX_SASL_FAILURES_PER_CONNECTION = 5;
+/** jabber:iq:register IQs answered before authentication; more end the stream. */
+const MAX_PREAUTH_REGISTER_IQS = 5;
+const NS_REGISTER = 'jabber:iq:register';
 const CLOSE_GRACE_MS = 2000;
 const QUEUE_PAUSE = 64;
 const QUEUE_RESUME = 8;
@@ -43,6 +46,7 @@ export class C2sConnection implements Session {
   private boundJid: Jid | undefined;
   private mech: SaslMechanism | undefined;
   private saslFailures = 0;
+  private registerRefusals = 0;
   private endPointHash: Buffer | undefined;
   private readonly queue: XmlElement[] = [];
   private draining = false;
@@ -274,6 +278,7 @@ export class C2sConnection implements Session {
       case 'need-auth':
         if (el.ns === NS.SASL) return this.sasl(el);
         if (el.name === 'starttls' && el.ns === NS.TLS) throw new StreamError('policy-violation', 'TLS is already in place');
+        if (isRegisterRequest(el)) return this.refuseRegistration(el);
         throw new StreamError('not-authorized', 'Authenticate first');
       case 'need-bind':
         if (el.name === 'iq' && el.ns === NS.CLIENT) return this.preBindIq(el);
@@ -453,6 +458,25 @@ export class C2sConnection implements Session {
     }
   }
 
+  // --- In-band registration (XEP-0077) -------------------------------------------------
+
+  /**
+   * Accounts are not registered in-band (issue 3 item 7; presets.ts `register: false`): no
+   * <register xmlns='http://jabber.org/features/iq-register'/> feature is offered (XEP-0077 §4)
+   * and a jabber:iq:register request before authentication gets <not-allowed/>. The stream stays
+   * open so that the client can still log in; the password change and account removal of
+   * XEP-0077 §3.2/§3.3 are for authenticated streams (src/modules/account).
+   */
+  private refuseRegistration(iq: XmlElement): void {
+    if (++this.registerRefusals > MAX_PREAUTH_REGISTER_IQS) {
+      throw new StreamError('policy-violation', 'In-band registration is not offered; authenticate or disconnect');
+    }
+    // The request may carry a password: never echo it (XEP-0077 §3.3 asks the same of errors).
+    const bare = iq.withAttrs({ to: undefined, from: undefined }).withChildren([x('query', { xmlns: NS_REGISTER })]);
+    this.log.debug({ type: iq.attr('type') }, 'in-band registration refused');
+    this.send(errorReply(bare, new StanzaError('not-allowed', 'In-band registration is not offered on this server')));
+  }
+
   // --- Resource binding (RFC 6120 §7) --------------------------------------------------
 
   private async preBindIq(el: XmlElement): Promise<void> {
@@ -508,6 +532,14 @@ export class C2sConnection implements Session {
     this.log.info({ jid: jid.toString() }, 'resource bound');
     await this.svc.sessionBound(this);
   }
+}
+
+/** An IQ get/set in jabber:client whose one payload is <query xmlns='jabber:iq:register'/> (RFC 6120 §8.2.3). */
+function isRegisterRequest(el: XmlElement): boolean {
+  const type = el.attr('type');
+  const payloads = el.elements();
+  return el.name === 'iq' && el.ns === NS.CLIENT && (type === 'get' || type === 'set') && !!el.attr('id')
+    && payloads.length === 1 && payloads[0]!.name === 'query' && payloads[0]!.ns === NS_REGISTER;
 }
 
 function generateResource(): string {
