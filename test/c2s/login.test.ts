@@ -2,7 +2,8 @@
 // STARTTLS on the c2s port and Direct TLS (XEP-0368), SCRAM-SHA-1 and PLAIN.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { client as xmppClient, xml } from '@xmpp/client';
+import { xml } from '@xmpp/client';
+import { login } from '../clients/xmpp.ts';
 import { startServer, type TestServer } from '../../src/testing/index.ts';
 
 let srv: TestServer;
@@ -16,27 +17,6 @@ after(async () => {
   assert.equal(await srv.stop(), 0, 'server exits cleanly on SIGTERM');
   await srv.cleanup();
 });
-
-type XmppClient = ReturnType<typeof xmppClient>;
-
-async function login(opts: { service: string; username: string; password: string; resource?: string; mechanism?: string }): Promise<XmppClient> {
-  const c = xmppClient({ service: opts.service, domain: 'localhost', username: opts.username, password: opts.password, resource: opts.resource });
-  if (opts.mechanism) {
-    // Restrict the SASL factory to one mechanism.
-    const factory = (c as unknown as { saslFactory: { _mechs: { name: string }[] } }).saslFactory;
-    factory._mechs = factory._mechs.filter((m) => m.name === opts.mechanism);
-  }
-  // SASL failures surface as 'error' events, not as a rejected start().
-  // Keep a listener for later errors too: an EventEmitter without one throws.
-  const failed = new Promise<never>((_, reject) => c.on('error', reject));
-  try {
-    await Promise.race([c.start(), failed]);
-  } catch (err) {
-    await c.stop().catch(() => undefined);
-    throw err;
-  }
-  return c;
-}
 
 test('STARTTLS login with SCRAM-SHA-1, resource binding and ping', async () => {
   const c = await login({ service: `xmpp://localhost:${srv.ports.c2s}`, username: 'alice', password: 'correct horse', resource: 'laptop', mechanism: 'SCRAM-SHA-1' });

@@ -6,9 +6,11 @@ import { RawClient } from '../../src/testing/index.ts';
 export type XmppClient = ReturnType<typeof xmppClient>;
 export { xml };
 
-/** Log in with @xmpp/client; rejects with the SASL error (err.condition) on failure. */
-export async function login(opts: { service: string; username: string; password: string; resource?: string; mechanism?: string }): Promise<XmppClient> {
-  const c = xmppClient({ service: opts.service, domain: 'localhost', username: opts.username, password: opts.password, resource: opts.resource });
+export interface ClientOptions { service: string; username: string; password: string; resource?: string; mechanism?: string; domain?: string }
+
+/** An @xmpp/client configured for tests (no reconnect, generous step timeout), not started yet. */
+export function createClient(opts: ClientOptions): XmppClient {
+  const c = xmppClient({ service: opts.service, domain: opts.domain ?? 'localhost', username: opts.username, password: opts.password, resource: opts.resource });
   // Never reconnect in tests: a dropped session must stay dropped.
   (c as unknown as { reconnect?: { stop(): void } }).reconnect?.stop();
   // @xmpp/connection waits 2 s for each step by default: too little on a loaded test machine.
@@ -17,14 +19,28 @@ export async function login(opts: { service: string; username: string; password:
     const factory = (c as unknown as { saslFactory: { _mechs: { name: string }[] } }).saslFactory;
     factory._mechs = factory._mechs.filter((m) => m.name === opts.mechanism);
   }
-  const failed = new Promise<never>((_, reject) => c.once('error', reject));
+  return c;
+}
+
+/**
+ * Start a client; rejects with the first error (SASL failures arrive as 'error' events, not as a
+ * rejected start()). The error listener stays: an EventEmitter without one throws on later errors.
+ */
+export async function startClient(c: XmppClient): Promise<void> {
+  const failed = new Promise<never>((_, reject) => c.on('error', reject));
+  failed.catch(() => undefined);
   try {
     await Promise.race([c.start(), failed]);
   } catch (err) {
     await c.stop().catch(() => undefined);
     throw err;
   }
-  c.on('error', () => undefined);
+}
+
+/** Log in with @xmpp/client; rejects with the SASL error (err.condition) on failure. */
+export async function login(opts: ClientOptions): Promise<XmppClient> {
+  const c = createClient(opts);
+  await startClient(c);
   return c;
 }
 

@@ -5,9 +5,9 @@
 // pending subscription request is redelivered on the next login.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { client as xmppClient, type Element } from '@xmpp/client';
+import type { Element } from '@xmpp/client';
 import { startServer, type TestServer } from '../../src/testing/index.ts';
-import { xml, type XmppClient } from '../clients/xmpp.ts';
+import { createClient, startClient, xml, type XmppClient } from '../clients/xmpp.ts';
 
 const NS_ROSTER = 'jabber:iq:roster';
 
@@ -19,9 +19,7 @@ interface Client {
 }
 
 async function connect(srv: TestServer, username: string, resource: string, opts: { autoApprove?: boolean } = {}): Promise<Client> {
-  const c = xmppClient({ service: `xmpp://localhost:${srv.ports.c2s}`, domain: 'localhost', username, password: 'pw ' + username, resource });
-  (c as unknown as { reconnect?: { stop(): void } }).reconnect?.stop();
-  (c as unknown as { timeout: number }).timeout = 15_000;
+  const c = createClient({ service: `xmpp://localhost:${srv.ports.c2s}`, username, password: 'pw ' + username, resource });
   const out: Client = { c, presences: [], jid: `${username}@localhost/${resource}` };
   c.on('stanza', (el: Element) => {
     if (el.name !== 'presence') return;
@@ -32,9 +30,7 @@ async function connect(srv: TestServer, username: string, resource: string, opts
     }
   });
   c.iqCallee.set(NS_ROSTER, 'query', () => true); // roster pushes (RFC 6121 §2.1.6)
-  const failed = new Promise<never>((_, reject) => c.once('error', reject));
-  await Promise.race([c.start(), failed]);
-  c.on('error', () => undefined);
+  await startClient(c);
   return out;
 }
 

@@ -10,9 +10,9 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { parse } from 'yaml';
-import { client as xmppClient, type Element } from '@xmpp/client';
+import type { Element } from '@xmpp/client';
 import { startServer, type TestServer } from '../../src/testing/index.ts';
-import { xml, type XmppClient } from '../clients/xmpp.ts';
+import { createClient, startClient, xml, type XmppClient } from '../clients/xmpp.ts';
 
 const NS_ROSTER = 'jabber:iq:roster';
 const NS_ROSTERVER = 'urn:xmpp:features:rosterver';
@@ -27,18 +27,14 @@ interface Client {
 }
 
 async function connect(srv: TestServer, username: string, resource: string): Promise<Client> {
-  const c = xmppClient({ service: `xmpp://localhost:${srv.ports.c2s}`, domain: 'localhost', username, password: 'pw ' + username, resource });
-  (c as unknown as { reconnect?: { stop(): void } }).reconnect?.stop();
-  (c as unknown as { timeout: number }).timeout = 15_000;
+  const c = createClient({ service: `xmpp://localhost:${srv.ports.c2s}`, username, password: 'pw ' + username, resource });
   const out: Client = { c, pushes: [], features: [] };
   c.on('element', (el: Element) => { if (el.name === 'stream:features') out.features.push(el); });
   c.iqCallee.set(NS_ROSTER, 'query', (ctx) => {
     out.pushes.push((ctx as { stanza: Element }).stanza);
     return true;
   });
-  const failed = new Promise<never>((_, reject) => c.once('error', reject));
-  await Promise.race([c.start(), failed]);
-  c.on('error', () => undefined);
+  await startClient(c);
   return out;
 }
 
