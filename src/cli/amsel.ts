@@ -6,7 +6,8 @@ import { mkdir } from 'node:fs/promises';
 import { loadConfig, devConfig } from '../config/load.ts';
 import { ConfigError } from '../config/errors.ts';
 import type { Config } from '../config/schema.ts';
-import { configReference } from '../config/docs.ts';
+import { configReference, modulesReference } from '../config/docs.ts';
+import { builtinModules } from '../modules/index.ts';
 import { createServer } from '../core/server.ts';
 import { createLogger } from '../observability/log.ts';
 import { openStorage, AccountExistsError, type Storage } from '../storage/index.ts';
@@ -206,7 +207,7 @@ export function buildCli(): Command {
 
   program.command('config-reference')
     .description('print the configuration reference (Markdown)')
-    .action(() => { process.stdout.write(configReference()); });
+    .action(() => { process.stdout.write(configReference() + '\n' + modulesReference(builtinModules)); });
 
   return program;
 }

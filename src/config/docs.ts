@@ -41,6 +41,37 @@ export function configReference(): string {
   return out.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd() + '\n';
 }
 
+/** What the module reference needs to know of a module (a ModuleDefinition fits). */
+export interface ModuleDoc {
+  name: string;
+  defaultEnabled?: boolean;
+  specs?: readonly { xep?: number; rfc?: number; version?: string; status: string; note?: string }[];
+  config?: z.ZodType;
+}
+
+/** Markdown reference of the modules: what each implements and its `modules.<name>` settings. */
+export function modulesReference(mods: readonly ModuleDoc[]): string {
+  const out: string[] = [
+    '## Modules',
+    '',
+    'Each feature is a module, enabled or disabled under `modules` (`name: true`, `name: false`, or',
+    '`name: { ...settings }`, which also enables it). Settings are validated by the module when the',
+    'server starts; an unknown module name or setting is an error.',
+    '',
+    '| Module | Enabled by default | Implements |',
+    '|---|---|---|',
+  ];
+  const spec = (s: NonNullable<ModuleDoc['specs']>[number]) =>
+    `${s.xep !== undefined ? `XEP-${String(s.xep).padStart(4, '0')}` : `RFC ${s.rfc}`}${s.status === 'complete' ? '' : ` (${s.status}${s.note ? `: ${s.note}` : ''})`}`;
+  for (const m of mods) out.push(`| \`${m.name}\` | ${m.defaultEnabled ? 'yes' : 'no'} | ${cell((m.specs ?? []).map(spec).join(', ') || '—')} |`);
+  out.push('');
+  for (const m of mods) {
+    if (!m.config) continue;
+    renderObject(out, `modules.${m.name}`, m.config, 3);
+  }
+  return out.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd() + '\n';
+}
+
 function renderObject(out: string[], path: string, schema: z.ZodType, level: number, title = path): void {
   const u = unwrap(schema);
   const def = defOf(u.core);

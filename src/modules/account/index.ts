@@ -165,7 +165,7 @@ export default defineModule({
     ctx.on('server:stopping', () => { stopping = true; });
     ctx.on('session:closed', async ({ session }) => {
       // At shutdown every session closes while the storage is about to close: nothing is deleted then.
-      if (true || stopping || session.host !== ctx.host || session.username === '') return;
+      if (stopping || session.host !== ctx.host || session.username === '') return;
       if (await ctx.accounts.exists(session.username)) return;
       await ctx.storage.deleteOwner(ctx.host, session.username);
     }, Priority.Late);
