@@ -19,11 +19,14 @@ export function errorChild(err: StanzaError): XmlElement {
 
 /**
  * The error reply to a stanza (RFC 6120 §8.3.1): addresses swapped, type="error", the
- * original payload kept for IQs and messages (it helps the sender), an <error/> appended.
+ * original payload kept for messages and IQ gets (it helps the sender), an <error/> appended.
  * `from` overrides the reply's sender (the server answering on behalf of an address).
  */
 export function errorReply(original: XmlElement, err: StanzaError): XmlElement {
-  const keep = original.name === 'presence' ? [] : original.children.filter((c) => typeof c !== 'string' && c.name !== 'error');
+  // The payload of an IQ set is not echoed: it may carry secrets (a new password, XEP-0077 §3.3
+  // SHOULD NOT; tokens), and RFC 6120 §8.3.1 makes including it optional. Presence: never.
+  const echo = original.name === 'message' || (original.name === 'iq' && original.attr('type') !== 'set');
+  const keep = echo ? original.children.filter((c) => typeof c !== 'string' && c.name !== 'error') : [];
   return original
     .withAttrs({ type: 'error', from: original.attr('to'), to: original.attr('from') })
     .withChildren([...keep, errorChild(err)]);

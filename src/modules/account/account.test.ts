@@ -196,11 +196,11 @@ for (const backend of backends) {
         await h.disconnect(b);
       });
 
-      test('jabber:iq:register is a server disco feature, for clients that offer a password change (§8)', async () => {
+      test('jabber:iq:register is a server disco feature, for clients that offer a password change (§10)', async () => {
         const a = await h.connect(`${ALICE}/laptop`);
         const r = await send(h, a, iq('get', x('query', { xmlns: NS.DISCO_INFO }), HOST));
         const vars = r.getChild('query')!.getChildren('feature').map((f) => f.attr('var'));
-        assert.ok(vars.includes(NS_REGISTER));
+        assert.ok(vars.includes(NS_REGISTER), 'on the server');
         assert.ok(!h.disco.featuresOf(HOST, 'account').includes(NS_REGISTER), 'not on account JIDs');
         await h.disconnect(a);
       });
@@ -253,7 +253,7 @@ for (const backend of backends) {
         const r = await send(h, a, iq('set', query(x('remove'), x('username', null, 'alice')), HOST));
         assert.equal(condition(r), 'bad-request');
         assert.equal(a.closedWith, undefined);
-        assert.ok(await h.storage.accounts.get(HOST, 'alice'));
+        assert.ok(await h.storage.accounts.get(HOST, 'alice'), 'the account is still there');
         await h.disconnect(a);
       });
     });
@@ -268,7 +268,7 @@ for (const backend of backends) {
         assert.equal(condition(await send(h, a, iq('set', query(x('remove'))))), 'not-allowed');
         assert.equal(a.closedWith, undefined);
         assert.equal(await passwordIs(h.storage, 'alice', OLD), true);
-        assert.ok(!h.disco.featuresOf(HOST, 'host').includes(NS_REGISTER));
+        assert.ok(!h.disco.featuresOf(HOST, 'host').includes(NS_REGISTER), 'no disco feature');
         const g = await send(h, a, iq('get', query()));
         assert.equal(g.attr('type'), 'result', 'the registration can still be read');
         assert.equal(g.getChild('query', NS_REGISTER)!.getChildText('instructions'), 'You are registered.');

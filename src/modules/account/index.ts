@@ -1,7 +1,7 @@
 // XEP-0077 In-Band Registration, the self-service part only (issue 3 item 7): on an
 // authenticated stream a user reads their registration (§3.1 <registered/>), changes the
 // password (§3.3) and deletes the account (§3.2). Registering new accounts in-band is not
-// offered: no stream feature (§4) and, before authentication, the c2s transport refuses
+// offered: no stream feature (§8) and, before authentication, the c2s transport refuses
 // jabber:iq:register IQs with <not-allowed/> (src/transports/c2s/connection.ts). The `register`
 // entry in src/config/presets.ts (off) is for that registration part, a separate module.
 //
@@ -51,8 +51,8 @@ export default defineModule({
     // Sessions whose own password change is in progress: the hook below spares them.
     const changing = new Set<Session>();
 
-    // XEP-0077 §8 Determining Support: connected clients look for this feature to offer a
-    // password change (the §8 text names that use); it is not offered to anyone unauthenticated.
+    // XEP-0077 §10 Determining Support: connected clients look for this feature to offer a
+    // password change (the §10 text names that use); it is not offered to anyone unauthenticated.
     if (cfg.allowPasswordChange || cfg.allowAccountDeletion) ctx.disco.feature(NS_REGISTER);
 
     /**
@@ -87,14 +87,17 @@ export default defineModule({
         await removeAccount(s, stanza);
         return undefined;
       }
-      // XEP-0077 §6/§7: we never send a data form, so none is expected back.
+      // XEP-0077 §4 (Extensibility), §6: we never send a data form, so none is expected back.
       if (payload.getChild('x', NS_XDATA)) throw new StanzaError('bad-request', 'Data forms are not supported here; send <username/> and <password/>');
       if (!cfg.allowPasswordChange) throw new StanzaError('not-allowed', 'Passwords cannot be changed from the client on this server');
       await changePassword(s, payload);
       return undefined;
     }, { to: ['host', 'account'] });
 
-    /** §3.3 password change. Errors never carry the request (§3.3 SHOULD NOT) — see the report on errorReply. */
+    /**
+     * §3.3 password change. §3.3: errors SHOULD NOT return the request; the router's errorReply
+     * still copies the payload (the new password back to its sender, over TLS): a core change.
+     */
     async function changePassword(s: Session, payload: XmlElement): Promise<void> {
       // §3.3 needs the whole request: the username (bad-request when missing, as the §3.3
       // table says) and the password.
@@ -106,7 +109,7 @@ export default defineModule({
         // Another account: that would be registering or taking over an account, neither of which is allowed.
         throw new StanzaError('not-allowed', 'You can only change the password of the account you are logged in with');
       }
-      // RFC 6120 §13.9.4 / XEP-0077 §3.3: only over an encrypted stream (every c2s stream here is).
+      // XEP-0077 §3.3: a deployment MAY refuse changes over unencrypted streams (every c2s stream here is encrypted).
       if (!s.secure) throw new StanzaError('not-authorized', 'Password changes need an encrypted stream');
       const password = passEl.text();
       // §3.3: an empty password is refused and the old one kept (not-acceptable, as §3.1 says for empty fields).

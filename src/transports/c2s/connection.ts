@@ -462,7 +462,7 @@ export class C2sConnection implements Session {
 
   /**
    * Accounts are not registered in-band (issue 3 item 7; presets.ts `register: false`): no
-   * <register xmlns='http://jabber.org/features/iq-register'/> feature is offered (XEP-0077 §4)
+   * <register xmlns='http://jabber.org/features/iq-register'/> feature is offered (XEP-0077 §8)
    * and a jabber:iq:register request before authentication gets <not-allowed/>. The stream stays
    * open so that the client can still log in; the password change and account removal of
    * XEP-0077 §3.2/§3.3 are for authenticated streams (src/modules/account).
