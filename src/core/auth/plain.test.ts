@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import type { StoredCredentials } from './credentials.ts';
 import { createMechanism, type SaslStep } from './mechanisms.ts';
 import { parsePlain } from './plain.ts';
-import { deriveCredentials, deriveScramCredential } from './scram.ts';
+import { deriveCredentials } from './scram.ts';
 import { testSaslContext } from './scram-client.ts';
 
 const msg = (authzid: string, authcid: string, pw: string) => Buffer.from(`${authzid}\0${authcid}\0${pw}`);
@@ -62,11 +62,10 @@ describe('PLAIN', () => {
     assert.deepEqual({ ...f1, username: undefined }, { ...f2, username: undefined });
     assert.equal(f1.username, 'juliet');
     assert.equal(f2.username, 'romeo');
-    // A 4096-iteration PBKDF2 costs well above this floor; an early return would take microseconds.
-    const t1 = performance.now();
-    await deriveScramCredential('x', 'SHA-256', 4096, Buffer.alloc(16));
-    const pbkdf2Ms = performance.now() - t1;
-    assert.ok(unknownMs > pbkdf2Ms * 0.3, `unknown user took ${unknownMs} ms, pbkdf2 ${pbkdf2Ms} ms`);
+    // The unknown user's attempt runs a real 4096-iteration PBKDF2 (≈1 ms on this hardware, slower
+    // under load); an early return would take microseconds. A fixed floor, not a ratio against a
+    // second timing, so machine load can only make it pass more clearly.
+    assert.ok(unknownMs > 0.4, `unknown user took ${unknownMs} ms: no PBKDF2 was run`);
   });
 
   test('unpreparable password fails without throwing', async () => {
