@@ -22,7 +22,6 @@ import { C2sListeners } from '../transports/c2s/listener.ts';
 import type { C2sServices } from '../transports/c2s/services.ts';
 import { builtinModules } from '../modules/index.ts';
 import { moduleStorageOptions } from '../modules/storage-options.ts';
-import { Jid } from '../jid/index.ts';
 import { listenControl, type ControlRequest, type ControlReply } from '../admin/control.ts';
 
 export interface ServerOptions {

@@ -1,5 +1,6 @@
 // Module resolution (enablement, dependencies, config validation) and the loader's promise
 // that everything a module registers through its context is undone on unload.
+import { fakeSession as fakeSessionOf } from '../../testing/modules.ts';
 import { test, describe, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { extraLoaderDeps } from '../../testing/modules.ts';
@@ -11,13 +12,10 @@ import { DiscoRegistry } from './disco.ts';
 import { HookBus } from '../hooks.ts';
 import { Router } from '../router/router.ts';
 import { LocalSessionRegistry } from '../sessions/registry.ts';
-import type { Session } from '../sessions/session.ts';
 import { parseConfig } from '../../config/load.ts';
 import { memoryStorage } from '../../storage/index.ts';
 import { createLogger } from '../../observability/log.ts';
-import { Jid } from '../../jid/index.ts';
 import { x, type XmlElement } from '../../xml/index.ts';
-import { NS } from '../../xmpp/ns.ts';
 
 const HOST = 'example.test';
 const NS_T = 'urn:test:thing';
@@ -104,17 +102,8 @@ describe('resolveModules', () => {
 // ---------------------------------------------------------------------------------------
 // The loader against a real router, hook bus and disco registry.
 
-let nextId = 0;
-function fakeSession(jid: string): Session & { sent: XmlElement[] } {
-  const j = Jid.parse(jid);
-  const sent: XmlElement[] = [];
-  return {
-    id: `sess-${++nextId}`, kind: 'c2s', jid: j, host: j.domain, username: j.local, ip: '127.0.0.1',
-    secure: true, marks: new Set(), available: true, priority: 0, sent,
-    send(el) { sent.push(el); },
-    async close() {},
-  };
-}
+/** A bound, available fake session that records what it is sent. */
+const fakeSession = (jid: string) => fakeSessionOf(jid, { available: true });
 
 function world(modules: Record<string, unknown> = {}, hosts = [HOST]) {
   const lines: Record<string, unknown>[] = [];

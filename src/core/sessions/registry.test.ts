@@ -1,22 +1,12 @@
 // LocalSessionRegistry: bare JID -> resource -> session; replacement and removal by identity.
+import { fakeSession as fakeSessionOf } from '../../testing/modules.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LocalSessionRegistry } from './registry.ts';
-import type { Session } from './session.ts';
 import { Jid } from '../../jid/index.ts';
-import type { XmlElement } from '../../xml/index.ts';
 
-let nextId = 0;
-function fake(jid: string): Session & { sent: XmlElement[] } {
-  const j = Jid.parse(jid);
-  const sent: XmlElement[] = [];
-  return {
-    id: `sess-${++nextId}`, kind: 'c2s', jid: j, host: j.domain, username: j.local, ip: '127.0.0.1',
-    secure: true, marks: new Set(), available: true, priority: 0, sent,
-    send(el) { sent.push(el); },
-    async close() {},
-  };
-}
+/** A bound, available fake session that records what it is sent. */
+const fake = (jid: string) => fakeSessionOf(jid, { available: true });
 
 test('add, get, resources, countFor, size, all', () => {
   const r = new LocalSessionRegistry();

@@ -1,4 +1,5 @@
 // XEP-0199 XMPP Ping through the real router and module loader (in process, fake sessions).
+import { fakeSession as fakeSessionOf } from '../../testing/modules.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { extraLoaderDeps } from '../../testing/modules.ts';
@@ -10,27 +11,16 @@ import { DiscoRegistry } from '../../core/modules/disco.ts';
 import { HookBus } from '../../core/hooks.ts';
 import { Router } from '../../core/router/router.ts';
 import { LocalSessionRegistry } from '../../core/sessions/registry.ts';
-import type { Session } from '../../core/sessions/session.ts';
 import { parseConfig } from '../../config/load.ts';
 import { memoryStorage } from '../../storage/index.ts';
 import { silentLogger } from '../../observability/log.ts';
-import { Jid } from '../../jid/index.ts';
 import { x, type XmlElement } from '../../xml/index.ts';
 import { NS } from '../../xmpp/ns.ts';
 
 const HOST = 'example.test';
 
-let nextId = 0;
-function fakeSession(jid: string): Session & { sent: XmlElement[] } {
-  const j = Jid.parse(jid);
-  const sent: XmlElement[] = [];
-  return {
-    id: `sess-${++nextId}`, kind: 'c2s', jid: j, host: j.domain, username: j.local, ip: '127.0.0.1',
-    secure: true, marks: new Set(), available: true, priority: 0, sent,
-    send(el) { sent.push(el); },
-    async close() {},
-  };
-}
+/** A bound, available fake session that records what it is sent. */
+const fakeSession = (jid: string) => fakeSessionOf(jid, { available: true });
 
 async function start(modules: Record<string, unknown> = {}) {
   const log = silentLogger();
