@@ -260,6 +260,11 @@ export class Router {
   }
 
   private handlerFailed(s: RoutedStanza, err: unknown): void {
+    // A presence a module refuses from our own client (bad priority, unknown type) is answered
+    // to that session (RFC 6120 §8.3.1); routed presence errors otherwise stay quiet (bounce()).
+    if (err instanceof StanzaError && s.kind === 'presence' && s.session && s.type !== 'error') {
+      return this.deliverReply(s, errorReply(s.el, err));
+    }
     if (err instanceof StanzaError) return this.bounce(s.el, err, s.session);
     this.deps.log.error({ err, kind: s.kind, sid: s.session?.id }, 'stanza handler failed');
     this.bounce(s.el, new StanzaError('internal-server-error'), s.session);

@@ -31,7 +31,6 @@ import type { Session } from '../../core/sessions/session.ts';
 import type { Jid } from '../../jid/index.ts';
 import type { XmlElement } from '../../xml/index.ts';
 import { StanzaError } from '../../xmpp/errors.ts';
-import { errorReply } from '../../xmpp/stanza.ts';
 import { RosterServiceKey, type RosterItem, type Subscription } from '../roster/service.ts';
 import { parsePriority, presence, SUBSCRIPTION_TYPES } from './codec.ts';
 import { KeyedLock } from '../../core/util/keyed-lock.ts';
@@ -74,12 +73,6 @@ export default defineModule({
     const isLocal = (domain: string) => ctx.serverConfig.hosts.includes(domain);
     const accountExists = async (j: Jid) => isLocal(j.domain) && (await ctx.storage.accounts.get(j.domain, j.local)) !== null;
     const available = (bare: Jid) => ctx.sessions.resources(bare).filter((r) => r.available);
-    /** A stanza the module cannot accept from the client: answered to that session only. */
-    const refuse = (session: Session, el: XmlElement, err: StanzaError) => {
-      // The router bounces no presence errors except for 'subscribe' (its rule for routed presence);
-      // a malformed stanza from our own client still deserves an answer (RFC 6120 §8.3.1).
-      session.send(errorReply(el, err));
-    };
 
     // ---- subscriptions (§3) ---------------------------------------------------------------
 
@@ -285,17 +278,10 @@ export default defineModule({
           break;
         default:
           // RFC 6121 §4.7.1: no other types.
-          return refuse(session, s.el, new StanzaError('bad-request', 'Unknown presence type'));
+          throw new StanzaError('bad-request', 'Unknown presence type'); // the router answers the sending session (RFC 6120 §8.3.1)
       }
-      let priority = 0;
-      if (s.type === 'available') {
-        try {
-          priority = parsePriority(s.el);
-        } catch (err) {
-          if (err instanceof StanzaError) return refuse(session, s.el, err);
-          throw err;
-        }
-      }
+      // A bad <priority/> throws StanzaError('bad-request'): the router answers the sending session.
+      const priority = s.type === 'available' ? parsePriority(s.el) : 0;
       // A 'to' attribute makes it directed presence (§4.6); none makes it a broadcast.
       if (s.el.attr('to') !== undefined) return directed(session, s);
       if (s.type === 'available') return broadcastAvailable(session, s.el, priority);
