@@ -28,6 +28,34 @@ export function pgUrl(): string {
 
 export interface CliResult { code: number | null; stdout: string; stderr: string }
 
+/** Debian's interpreter, which has python3-slixmpp (the PATH python3 may be another one). */
+export const PYTHON = '/usr/bin/python3';
+
+/**
+ * Run a Python test client that prints one JSON result as its last stdout line; resolves with
+ * it (killed after timeoutMs). Rejects when no JSON came out.
+ */
+export function runPythonJson<T>(script: string, args: string[], timeoutMs: number): Promise<{ code: number | null; result: T; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(PYTHON, [script, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(t);
+      const line = stdout.trim().split('\n').pop() ?? '';
+      try {
+        resolve({ code, result: JSON.parse(line) as T, stderr });
+      } catch {
+        reject(new Error(`${path.basename(script)} printed no JSON (exit ${code}):\nstdout: ${stdout}\nstderr: ${stderr}`));
+      }
+    });
+  });
+}
+
 export function runCli(args: string[], opts: { stdin?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [AMSEL_BIN, ...args], {
@@ -58,6 +86,8 @@ export interface TestServer {
   readonly dataDir: string;
   readonly configFile: string;
   readonly caFile: string;
+  /** The storage the server was configured with (the PostgreSQL URL selects its own schema). */
+  readonly storage: { type: 'sqlite'; path: string } | { type: 'postgres'; url: string };
   readonly process: ChildProcess;
   /** Parsed JSON log lines so far. */
   readonly logs: Record<string, unknown>[];
@@ -169,6 +199,7 @@ export async function startServer(opts: TestServerOptions = {}): Promise<TestSer
     dataDir,
     configFile,
     caFile: certs.caFile,
+    storage: storage as TestServer['storage'],
     process: child,
     logs,
     output: () => raw,

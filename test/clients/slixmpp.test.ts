@@ -4,40 +4,19 @@
 // test/clients/slix_login.py prints one JSON result line.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { startServer, ROOT, type TestServer } from '../../src/testing/index.ts';
+import { startServer, runPythonJson, PYTHON, ROOT, type TestServer } from '../../src/testing/index.ts';
 
-const PYTHON = '/usr/bin/python3';
 const SCRIPT = path.join(ROOT, 'test/clients/slix_login.py');
 
 let srv: TestServer;
 
 interface SlixResult { ok: boolean; jid?: string; ping?: boolean; tls?: string; mechanism?: string; failedMechanisms?: string[]; error?: string }
 
-function slix(args: { jid: string; password: string; port: number; mode: 'starttls' | 'directtls'; ca?: string; server?: TestServer }): Promise<{ code: number | null; result: SlixResult; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, [SCRIPT, '--jid', args.jid, '--password', args.password, '--host', 'localhost',
-      '--port', String(args.port), '--mode', args.mode, '--ca', args.ca ?? (args.server ?? srv).caFile, '--timeout', '15'], {
-      cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const t = setTimeout(() => child.kill('SIGKILL'), 25_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(t);
-      const line = stdout.trim().split('\n').pop() ?? '';
-      try {
-        resolve({ code, result: JSON.parse(line) as SlixResult, stderr });
-      } catch {
-        reject(new Error(`slix_login.py printed no JSON (exit ${code}):\nstdout: ${stdout}\nstderr: ${stderr}`));
-      }
-    });
-  });
+function slix(args: { jid: string; password: string; port: number; mode: 'starttls' | 'directtls'; ca?: string; server?: TestServer }) {
+  return runPythonJson<SlixResult>(SCRIPT, ['--jid', args.jid, '--password', args.password, '--host', 'localhost',
+    '--port', String(args.port), '--mode', args.mode, '--ca', args.ca ?? (args.server ?? srv).caFile, '--timeout', '15'], 25_000);
 }
 
 before(async () => {

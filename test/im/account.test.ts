@@ -6,18 +6,15 @@
 // SQLite file and in the PostgreSQL schema), and registration refused before authentication.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { parse } from 'yaml';
-import { startServer, RawClient, ROOT, type TestServer } from '../../src/testing/index.ts';
+import { startServer, runPythonJson, PYTHON, RawClient, ROOT, type TestServer } from '../../src/testing/index.ts';
 import { client as xmppClient } from '@xmpp/client';
 import { login, ping, plainMessage, xml, type XmppClient } from '../clients/xmpp.ts';
 
-const PYTHON = '/usr/bin/python3';
 const SCRIPT = path.join(ROOT, 'test/im/slix_account.py');
 const NS_REGISTER = 'jabber:iq:register';
 
@@ -60,28 +57,11 @@ async function changePassword(c: XmppClient, username: string, password: string,
 
 interface SlixResult { ok: boolean; type?: string; condition?: string; text?: string; streamError?: string | null; disconnected?: boolean; registered?: boolean; username?: string; error?: string; echoedPassword?: boolean }
 
-function slix(srv: TestServer, args: { jid: string; password: string; action: 'get' | 'change-password' | 'cancel'; new?: string; to?: string }): Promise<{ code: number | null; result: SlixResult; stderr: string }> {
-  const argv = [SCRIPT, '--jid', args.jid, '--password', args.password, '--port', String(srv.ports.c2s), '--ca', srv.caFile, '--action', args.action];
+function slix(srv: TestServer, args: { jid: string; password: string; action: 'get' | 'change-password' | 'cancel'; new?: string; to?: string }) {
+  const argv = ['--jid', args.jid, '--password', args.password, '--port', String(srv.ports.c2s), '--ca', srv.caFile, '--action', args.action];
   if (args.new !== undefined) argv.push('--new', args.new);
   if (args.to !== undefined) argv.push('--to', args.to);
-  return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const t = setTimeout(() => child.kill('SIGKILL'), 40_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(t);
-      const line = stdout.trim().split('\n').pop() ?? '';
-      try {
-        resolve({ code, result: JSON.parse(line) as SlixResult, stderr });
-      } catch {
-        reject(new Error(`slix_account.py printed no JSON (exit ${code}):\nstdout: ${stdout}\nstderr: ${stderr}`));
-      }
-    });
-  });
+  return runPythonJson<SlixResult>(SCRIPT, argv, 40_000);
 }
 
 // --- rows of an account, straight from the database -------------------------------------
@@ -374,9 +354,8 @@ describe('account self-service on PostgreSQL', () => {
   let db: pg.Client;
   before(async () => {
     srv = await startServer({ storage: 'postgres' });
-    const config = parse(await readFile(srv.configFile, 'utf8')) as { storage: { type: string; url: string } };
-    assert.equal(config.storage.type, 'postgres');
-    db = new pg.Client({ connectionString: config.storage.url });
+    assert.equal(srv.storage.type, 'postgres');
+    db = new pg.Client({ connectionString: srv.storage.type === 'postgres' ? srv.storage.url : '' });
     await db.connect();
     await Promise.all(['bob', 'gina', 'hank'].map((u) => srv.adduser(`${u}@localhost`, `${u} password`)));
   });

@@ -5,11 +5,8 @@
 // to date), and account deletion leaving no roster row behind (checked in the database).
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { parse } from 'yaml';
 import type { Element } from '@xmpp/client';
 import { startServer, type TestServer } from '../../src/testing/index.ts';
 import { createClient, startClient, xml, type XmppClient } from '../clients/xmpp.ts';
@@ -87,16 +84,16 @@ for (const storage of ['sqlite', 'postgres'] as const) {
     /** Rows of the roster tables owned by `owner`, read straight from the database. */
     async function rosterRows(owner: string): Promise<Record<string, number>> {
       const counts: Record<string, number> = {};
-      const config = parse(await readFile(srv.configFile, 'utf8')) as { storage: { type: string; url?: string; path?: string } };
-      if (storage === 'sqlite') {
-        const db = new Database(config.storage.path ?? path.join(srv.dataDir, 'amsel.db'), { readonly: true });
+      const st = srv.storage;
+      if (st.type === 'sqlite') {
+        const db = new Database(st.path, { readonly: true });
         try {
           for (const t of ROSTER_TABLES) counts[t] = (db.prepare(`SELECT count(*) AS n FROM ${t} WHERE owner = ?`).get(owner) as { n: number }).n;
         } finally {
           db.close();
         }
       } else {
-        const db = new pg.Client({ connectionString: config.storage.url });
+        const db = new pg.Client({ connectionString: st.url });
         await db.connect();
         try {
           for (const t of ROSTER_TABLES) counts[t] = Number((await db.query(`SELECT count(*) AS n FROM ${t} WHERE owner = $1`, [owner])).rows[0].n);

@@ -3,8 +3,6 @@
 // STARTTLS, and the rows are checked directly in that schema with `pg`.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
-import { parse } from 'yaml';
 import pg from 'pg';
 import { startServer, type TestServer } from '../../src/testing/index.ts';
 import { login, ping } from '../clients/xmpp.ts';
@@ -14,10 +12,9 @@ let db: pg.Client;
 
 before(async () => {
   srv = await startServer({ storage: 'postgres' });
-  const config = parse(await readFile(srv.configFile, 'utf8')) as { storage: { type: string; url: string } };
-  assert.equal(config.storage.type, 'postgres');
+  assert.equal(srv.storage.type, 'postgres');
   // the URL carries `options=-c search_path=<schema>`: the same schema the server uses
-  db = new pg.Client({ connectionString: config.storage.url });
+  db = new pg.Client({ connectionString: srv.storage.type === 'postgres' ? srv.storage.url : '' });
   await db.connect();
 });
 after(async () => {

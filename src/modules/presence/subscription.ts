@@ -119,18 +119,9 @@ const IN_SUBSCRIBE: Table = {
   'From+PendingOut': [undefined, false],
   'Both': [undefined, false],
 };
-// A.3.2 unsubscribe (§3.3.3).
-const IN_UNSUBSCRIBE: Table = {
-  'None': [undefined, false],
-  'None+PendingOut': [undefined, false],
-  'None+PendingIn': ['None', true],
-  'None+PendingOut+In': ['None+PendingOut', true],
-  'To': [undefined, false],
-  'To+PendingIn': ['To', true],
-  'From': ['None', true],
-  'From+PendingOut': ['None+PendingOut', true],
-  'Both': ['To', true],
-};
+// A.3.2 unsubscribe (§3.3.3): the same transitions as A.2.4 — whichever side ends the
+// contact's subscription to the user, the user's item loses 'from' and any pending request.
+const IN_UNSUBSCRIBE: Table = OUT_UNSUBSCRIBED;
 // A.3.3 subscribed: only accepted when the user asked (§3.1.6); unsolicited approvals are ignored.
 const IN_SUBSCRIBED: Table = {
   'None': [undefined, false],

@@ -1,6 +1,6 @@
 // The roster module in-process (real router, loader, hooks; fake sessions), on memory, SQLite
 // and PostgreSQL: RFC 6121 §2 get/set/remove/pushes/errors and XEP-0237 versioning.
-import { describe, test, before, after } from 'node:test';
+import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import roster, { ROSTER_REQUESTED } from './index.ts';
 import { RosterServiceKey } from './service.ts';
