@@ -24,10 +24,11 @@ export function createAccountOps(d: { storage: Storage; registry: SessionRegistr
     },
     async delete(host, username) {
       const bare = Jid.of(username, host);
-      // Purge first, then close: a session closing meanwhile cannot re-create rows of a deleted account
-      // because binding checks the account exists.
-      const ok = await d.storage.accounts.delete(host, username);
+      if (!(await d.storage.accounts.get(host, username))) return false;
+      // Close first and wait for the 'session:closed' handlers (which may record things, such as
+      // the last logout for XEP-0012), then purge: nothing the account owns is written after it.
       await Promise.all(d.registry.resources(bare).map((s) => s.close(new StreamError('not-authorized', 'Account deleted'))));
+      const ok = await d.storage.accounts.delete(host, username);
       if (ok) {
         d.log.info({ jid: bare.toString() }, 'account deleted');
         await d.hooks.emit('user:deleted', { host, username });

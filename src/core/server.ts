@@ -92,10 +92,10 @@ export async function createServer(config: Config, opts: ServerOptions = {}): Pr
     config, log, storage, tls: tlsManager, throttle, router, registry, fakeSaltSecret, isLocalHost,
     streamFeatures: (session) => streamFeatures.for(session),
     sessionBound: (session: Session) => hooks.emit('session:bound', { session }),
-    connectionClosed: (conn, wasBound, reason) => {
+    connectionClosed: async (conn, wasBound, reason) => {
       if (!wasBound) return;
       registry.remove(conn);
-      void hooks.emit('session:closed', { session: conn, reason });
+      await hooks.emit('session:closed', { session: conn, reason });
     },
   };
   const c2s = new C2sListeners(services);

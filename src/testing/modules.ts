@@ -82,8 +82,17 @@ export async function createModuleHarness(defs: readonly ModuleDefinition[], opt
     },
     async connect(jid, o) {
       const s = fakeSession(jid, o);
+      // Closing behaves like a transport's: unregister, then run the 'session:closed' handlers.
+      s.close = async (err) => {
+        if (s.closedWith !== undefined) return;
+        s.closedWith = err?.condition ?? 'closed';
+        registry.remove(s);
+        await hooks.emit('session:closed', { session: s, reason: s.closedWith });
+      };
       const old = registry.add(s);
-      if (old) await old.close();
+      // The old session got <conflict/>; like the transport, its close is reported later
+      // (tests emit 'session:closed' for it when they want to).
+      if (old) (old as FakeSession).closedWith ??= 'conflict';
       await hooks.emit('session:bound', { session: s });
       return s;
     },

@@ -21,6 +21,6 @@ export interface Session {
   priority: number;
   /** Queue a stanza for this client (serialised and written in order). */
   send(el: XmlElement): void;
-  /** Close the stream, with a stream error if given; resolves once the socket is gone. */
+  /** Close the stream, with a stream error if given; resolves once the socket is gone and the 'session:closed' handlers have run. */
   close(error?: StreamError): Promise<void>;
 }

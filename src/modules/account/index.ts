@@ -14,7 +14,6 @@
 //   maxPasswordLength                    1024
 import { z } from 'zod';
 import { defineModule } from '../../core/modules/define.ts';
-import { Priority } from '../../core/hooks.ts';
 import type { RoutedStanza } from '../../core/router/router.ts';
 import type { Session } from '../../core/sessions/session.ts';
 import { Jid, JidError, prepLocalpart, saslprepPassword } from '../../jid/index.ts';
@@ -140,8 +139,8 @@ export default defineModule({
 
     /**
      * §3.2 cancellation with the home server: result first, then every session of the account
-     * ends with the <not-authorized/> stream error (AccountOps.delete closes them after purging
-     * every row the account owns and runs 'user:deleted').
+     * ends with the <not-authorized/> stream error (AccountOps.delete closes them, waits for
+     * their 'session:closed' handlers, then purges every row the account owns and runs 'user:deleted').
      */
     async function removeAccount(s: Session, stanza: RoutedStanza): Promise<void> {
       // The result must precede the stream error, and AccountOps.delete closes this session,
@@ -160,18 +159,6 @@ export default defineModule({
       ctx.log.info({ sid: s.id, jid: s.jid.bare.toString() }, 'account deleted by the user');
     }
 
-    // Every row of a deleted account must go (issue 3 item 7). AccountOps.delete purges, then
-    // closes the sessions, and other modules' 'session:closed' handlers run after the purge
-    // (the last module records the logout time, XEP-0012): rows for an account that no longer
-    // exists. Running late, after those handlers, purge again whatever such a session left.
-    let stopping = false;
-    ctx.on('server:stopping', () => { stopping = true; });
-    ctx.on('session:closed', async ({ session }) => {
-      // At shutdown every session closes while the storage is about to close: nothing is deleted then.
-      if (stopping || session.host !== ctx.host || session.username === '') return;
-      if (await ctx.accounts.exists(session.username)) return;
-      await ctx.storage.deleteOwner(ctx.host, session.username);
-    }, Priority.Late);
 
     // After any password change of an account of this host (this module, `amsel passwd`):
     // RFC 6120 §4.9.3.18 <reset/>, the credentials the other sessions logged in with are revoked.

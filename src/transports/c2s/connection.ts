@@ -161,9 +161,9 @@ export class C2sConnection implements Session {
     clearTimeout(this.negotiationTimer);
     clearTimeout(this.closeTimer);
     this.queue.length = 0;
-    this.svc.connectionClosed(this, wasBound, this.closeReason);
     this.log.debug({ reason: this.closeReason }, 'c2s connection closed');
-    this.resolveClosed();
+    // close() resolves once the 'session:closed' handlers have run too (they never reject).
+    this.svc.connectionClosed(this, wasBound, this.closeReason).then(this.resolveClosed, this.resolveClosed);
   }
 
   private sendHeader(from: string, to?: string): void {

@@ -22,6 +22,6 @@ export interface C2sServices {
   /** Extra stream features offered after authentication (stream management, CSI, ...). */
   streamFeatures(session: Session): XmlElement[];
   sessionBound(session: Session): Promise<void>;
-  /** Called once when a connection's socket is gone (bound or not). */
-  connectionClosed(conn: Session, wasBound: boolean, reason: string): void;
+  /** Called once when a connection's socket is gone (bound or not); resolves when the server is done with it. */
+  connectionClosed(conn: Session, wasBound: boolean, reason: string): Promise<void>;
 }
