@@ -47,7 +47,7 @@ export class C2sConnection implements Session {
   private mech: SaslMechanism | undefined;
   private saslFailures = 0;
   private registerRefusals = 0;
-  private endPointHash: Buffer | undefined;
+  private offerCache: { bindings: Map<ChannelBindingType, Buffer>; mechanisms: string[] } | undefined;
   private readonly queue: XmlElement[] = [];
   private draining = false;
   private paused = false;
@@ -213,9 +213,9 @@ export class C2sConnection implements Session {
       // Only STARTTLS, and it is required (RFC 6120 §5.3.1).
       children.push(x('starttls', { xmlns: NS.TLS }, x('required')));
     } else if (this.state === 'need-auth') {
-      const mechs = this.offeredMechanisms();
+      const { mechanisms: mechs, bindings } = this.saslOffer();
       children.push(x('mechanisms', { xmlns: NS.SASL }, mechs.map((m) => x('mechanism', null, m))));
-      const cb = this.offeredBindings();
+      const cb = [...bindings.keys()];
       if (cb.length) children.push(x('sasl-channel-binding', { xmlns: NS.SASL_CB }, cb.map((t) => x('channel-binding', { type: t }))));
     } else if (this.state === 'need-bind') {
       children.push(x('bind', { xmlns: NS.BIND }));
@@ -328,37 +328,36 @@ export class C2sConnection implements Session {
 
   // --- SASL (RFC 6120 §6) --------------------------------------------------------------
 
-  private channelBinding(type: ChannelBindingType): Buffer | undefined {
+  /**
+   * What SASL offers on this connection, computed once after TLS is up (the TLS session and so
+   * the channel-binding data never change afterwards): binding data per type, and mechanisms.
+   */
+  private saslOffer(): { bindings: Map<ChannelBindingType, Buffer>; mechanisms: string[] } {
+    if (this.offerCache) return this.offerCache;
+    const bindings = new Map<ChannelBindingType, Buffer>();
     const s = this.tlsSocket;
-    if (!s) return undefined;
-    if (type === 'tls-exporter') {
-      // RFC 9266: only with TLS 1.3 (TLS 1.2 exporters are unsafe without extended master secret).
-      if (s.getProtocol() !== 'TLSv1.3') return undefined;
-      // TLS 1.3 treats an absent and an empty context alike (RFC 8446 §7.5).
-      return s.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0));
+    if (s && this.secure) {
+      for (const t of this.svc.config.auth.channelBindings) {
+        if (t === 'tls-exporter') {
+          // RFC 9266: only with TLS 1.3 (TLS 1.2 exporters are unsafe without extended master
+          // secret). TLS 1.3 treats an absent and an empty context alike (RFC 8446 §7.5).
+          if (s.getProtocol() === 'TLSv1.3') bindings.set(t, s.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0)));
+        } else if (t === 'tls-server-end-point') {
+          // RFC 5929 §4.1: hash of our certificate with its signature hash (SHA-256 for MD5/SHA-1).
+          const cert = s.getCertificate() as { raw?: Buffer } | null;
+          if (cert?.raw) bindings.set(t, certificateHash(cert.raw));
+        }
+      }
     }
-    // RFC 5929 §4.1: hash of our certificate with its signature hash (SHA-256 for MD5/SHA-1).
-    if (!this.endPointHash) {
-      const cert = s.getCertificate() as { raw?: Buffer } | null;
-      if (!cert?.raw) return undefined;
-      this.endPointHash = certificateHash(cert.raw);
-    }
-    return this.endPointHash;
-  }
-
-  private offeredBindings(): ChannelBindingType[] {
-    return this.svc.config.auth.channelBindings.filter(
-      (t): t is ChannelBindingType => (t === 'tls-exporter' || t === 'tls-server-end-point') && this.channelBinding(t) !== undefined,
-    );
-  }
-
-  private offeredMechanisms(): string[] {
-    return availableMechanisms({
+    const mechanisms = availableMechanisms({
       tls: this.secure,
-      channelBindingAvailable: this.offeredBindings().length > 0,
+      channelBindingAvailable: bindings.size > 0,
       allowPlain: this.svc.config.auth.allowPlain,
       enabled: this.svc.config.auth.mechanisms,
     });
+    // Only cache once TLS is in place (nothing is offered before it anyway).
+    if (this.secure) this.offerCache = { bindings, mechanisms };
+    return { bindings, mechanisms };
   }
 
   private async sasl(el: XmlElement): Promise<void> {
@@ -367,12 +366,13 @@ export class C2sConnection implements Session {
       if (this.svc.throttle.isRefused(this.ip)) {
         return this.saslFail('temporary-auth-failure', 'Too many failed attempts; try again later');
       }
-      if (!this.offeredMechanisms().includes(name)) return this.saslFail('invalid-mechanism');
+      const offer = this.saslOffer();
+      if (!offer.mechanisms.includes(name)) return this.saslFail('invalid-mechanism');
       this.mech = createMechanism(name, {
         lookup: (username) => this.lookup(username),
-        channelBinding: (t) => this.channelBinding(t),
-        offeredBindings: this.offeredBindings(),
-        plusAdvertised: this.offeredMechanisms().some((m) => m.endsWith('-PLUS')),
+        channelBinding: (t) => offer.bindings.get(t),
+        offeredBindings: [...offer.bindings.keys()],
+        plusAdvertised: offer.mechanisms.some((m) => m.endsWith('-PLUS')),
         tls: this.secure,
         fakeSaltSecret: this.svc.fakeSaltSecret,
         iterations: this.svc.config.auth.scramIterations,
