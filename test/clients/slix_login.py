@@ -9,14 +9,10 @@
 #   {"ok": true, "jid": "...", "ping": true, "tls": "TLSv1.3", "cipher": "..."}
 #   {"ok": false, "error": "auth failed: ..."}
 # Exit status 0 on success, 1 on failure. slixmpp's own log goes to stderr.
-import argparse
 import asyncio
-import json
-import logging
-import ssl
 import sys
-from pathlib import Path
 
+import slixrun  # noqa: E402 (same folder)
 import slixmpp
 
 
@@ -85,50 +81,12 @@ class Client(slixmpp.ClientXMPP):
         self.finish(self.result if self.done.done() else {"ok": False, "error": "disconnected before the session started"})
 
 
-async def run(args) -> dict:
-    c = Client(args.jid, args.password)
-    # Verify the server certificate against the test CA only (not the system store).
-    c.ca_certs = Path(args.ca)
-    c.ssl_context = ssl.create_default_context(cafile=args.ca)
-    c.ssl_context.check_hostname = True
-    c.ssl_context.verify_mode = ssl.CERT_REQUIRED
-    # slixmpp 1.8 resolves the host again in _connect_routine and then uses default_port
-    # (5222) instead of the port given to connect(); make them agree.
-    c.default_port = args.port
-    if args.mode == "directtls":
-        c.connect((args.host, args.port), use_ssl=True, force_starttls=False)
-    else:
-        # force_starttls: abort if the server does not offer STARTTLS
-        c.connect((args.host, args.port), use_ssl=False, force_starttls=True)
-    try:
-        await asyncio.wait_for(c.done, timeout=args.timeout)
-    except asyncio.TimeoutError:
-        c.finish({"ok": False, "error": f"timed out after {args.timeout} s"})
-    c.disconnect()
-    try:
-        await asyncio.wait_for(c.disconnected, timeout=3)
-    except Exception:
-        pass
-    return c.result
-
-
 def main() -> int:
-    p = argparse.ArgumentParser()
-    p.add_argument("--jid", required=True)
-    p.add_argument("--password", required=True)
-    p.add_argument("--host", default="localhost")
-    p.add_argument("--port", type=int, required=True)
+    p = slixrun.parser()
     p.add_argument("--mode", choices=["starttls", "directtls"], default="starttls")
-    p.add_argument("--ca", required=True)
     p.add_argument("--timeout", type=float, default=15)
-    p.add_argument("--debug", action="store_true")
     args = p.parse_args()
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, stream=sys.stderr)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    result = loop.run_until_complete(run(args))
-    print(json.dumps(result), flush=True)
-    return 0 if result.get("ok") else 1
+    return slixrun.main(args, lambda a: Client(a.jid, a.password), use_ssl=args.mode == "directtls")
 
 
 if __name__ == "__main__":

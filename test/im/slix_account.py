@@ -12,14 +12,12 @@
 #   cancel           cancel_registration(): {"ok": true, "type": "result", "streamError": "not-authorized",
 #                    "disconnected": true}
 # and prints exactly one JSON line on stdout. Exit status 0 when ok. slixmpp's log goes to stderr.
-import argparse
 import asyncio
-import json
-import logging
-import ssl
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'clients'))
+import slixrun  # noqa: E402
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 
@@ -84,46 +82,14 @@ class Client(slixmpp.ClientXMPP):
             self.finish({"ok": False, "error": "disconnected", "streamError": self.stream_error})
 
 
-async def run(args) -> dict:
-    c = Client(args)
-    c.ca_certs = Path(args.ca)
-    c.ssl_context = ssl.create_default_context(cafile=args.ca)
-    c.ssl_context.check_hostname = True
-    c.ssl_context.verify_mode = ssl.CERT_REQUIRED
-    # slixmpp 1.8 resolves the host again and then uses default_port; make them agree.
-    c.default_port = args.port
-    c.connect((args.host, args.port), use_ssl=False, force_starttls=True)
-    try:
-        await asyncio.wait_for(c.done, timeout=args.timeout)
-    except asyncio.TimeoutError:
-        c.finish({"ok": False, "error": f"timed out after {args.timeout} s"})
-    c.disconnect()
-    try:
-        await asyncio.wait_for(c.disconnected, timeout=3)
-    except Exception:
-        pass
-    return c.result
-
-
 def main() -> int:
-    p = argparse.ArgumentParser()
-    p.add_argument("--jid", required=True)
-    p.add_argument("--password", required=True)
-    p.add_argument("--host", default="localhost")
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--ca", required=True)
+    p = slixrun.parser()
     p.add_argument("--action", choices=["get", "change-password", "cancel"], required=True)
     p.add_argument("--new", default=None)
     p.add_argument("--to", default=None)
     p.add_argument("--timeout", type=float, default=20)
-    p.add_argument("--debug", action="store_true")
     args = p.parse_args()
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, stream=sys.stderr)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    result = loop.run_until_complete(run(args))
-    print(json.dumps(result), flush=True)
-    return 0 if result.get("ok") else 1
+    return slixrun.main(args, Client)
 
 
 if __name__ == "__main__":
