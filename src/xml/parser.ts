@@ -66,6 +66,10 @@ const XMLNS_NS = 'http://www.w3.org/2000/xmlns/';
 
 type Prefixes = Record<string, string>;
 
+function newFrame(): Frame {
+  return { name: '', ns: '', attrs: EMPTY_ATTRS, children: null, defaultNs: '', prefixes: EMPTY_ATTRS as Prefixes };
+}
+
 /** Scope of every open element: reused frames, indexed by level (root = 1). */
 interface Frame {
   name: string; // local name
@@ -171,9 +175,9 @@ export class XmlStreamParser {
     this.maxDepth = limits?.maxDepth ?? DEFAULT_LIMITS.maxDepth;
     this.maxAttributes = limits?.maxAttributes ?? DEFAULT_LIMITS.maxAttributes;
     this.maxHeaderBytes = limits?.maxHeaderBytes ?? DEFAULT_LIMITS.maxHeaderBytes;
-    for (let i = 0; i <= this.maxDepth + 2; i++) {
-      this.frames.push({ name: '', ns: '', attrs: EMPTY_ATTRS, children: null, defaultNs: '', prefixes: EMPTY_ATTRS as Prefixes });
-    }
+    // Frames are made on first use: most streams never nest beyond 4 or 5 levels, and an idle
+    // connection should not carry maxDepth frames (64 × 72 bytes each) for nothing.
+    this.frames.push(newFrame(), newFrame());
     this.frames[0]!.prefixes = rootPrefixes();
 
     // XMPP is XML 1.0 (RFC 6120 §11.6); never switch to 1.1 rules because of a declaration.
@@ -345,7 +349,7 @@ export class XmlStreamParser {
       if (attrs) for (const k in attrs) if (!k.startsWith('xmlns:')) headerAttrs[k] = attrs[k]!;
       this.handlers.streamStart({ name, ns, defaultNs, attrs: headerAttrs });
     } else {
-      const frame = this.frames[level]!;
+      const frame = this.frames[level] ?? (this.frames[level] = newFrame());
       frame.name = name;
       frame.ns = ns;
       frame.attrs = attrs ?? EMPTY_ATTRS;
