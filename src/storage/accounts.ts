@@ -129,6 +129,11 @@ export class MemoryAccountStore implements AccountStore {
     private readonly purgeOwner: (host: string, owner: string) => void,
   ) {}
 
+  /** Synchronous existence check, for the memory twins of other kinds. */
+  has(host: string, username: string): boolean {
+    return this.#hosts.get(host)?.has(username) ?? false;
+  }
+
   async create(host: string, username: string, credentials: StoredCredentials): Promise<void> {
     this.live();
     const json = toJson(credentials, 'credentials');

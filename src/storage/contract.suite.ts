@@ -254,6 +254,26 @@ export function storageContract(engine: Engine): void {
         assert.equal(await kv.get('h', 'o'), 0);
         await assert.rejects(kv.set('h', 'o', undefined), TypeError);
       });
+
+      test('setMany writes several owners at once and skips owners without an account', async () => {
+        const { s } = await fresh();
+        const kv = s.keyval<{ at: number }>('last');
+        const owners = Array.from({ length: 450 }, (_, i) => `u${i}`); // more than one chunk
+        for (const u of owners) await s.accounts.create('h', u, creds(u));
+        await kv.set('h', 'u1', { at: 1 });
+        const entries = [...owners.map((u, i) => [u, { at: 1000 + i }] as const), ['gone', { at: 5 }] as const];
+        assert.equal(await kv.setMany('h', entries), 450);
+        assert.deepEqual(await kv.get('h', 'u1'), { at: 1001 }, 'replaced');
+        assert.deepEqual(await kv.get('h', 'u449'), { at: 1449 });
+        assert.equal(await kv.get('h', 'gone'), null, 'no account, no document');
+        assert.equal(await kv.setMany('h', []), 0);
+        // Deleted in between: a late write-behind flush does not bring the data back.
+        await s.accounts.delete('h', 'u2');
+        assert.equal(await kv.setMany('h', [['u2', { at: 9 }], ['u3', { at: 9 }]]), 1);
+        assert.equal(await kv.get('h', 'u2'), null);
+        assert.deepEqual(await kv.get('h', 'u3'), { at: 9 });
+        if (engine.sql) assert.equal(await rowCount(s, 'kv', { host: 'h', owner: 'u2' }), 0);
+      });
     });
 
     describe('archive', () => {

@@ -132,6 +132,33 @@ export function checkName(kind: string, name: string): void {
 /** Busy timeout: the CLI account commands write to the same file while a server runs. */
 export const SQLITE_BUSY_TIMEOUT_MS = 5000;
 
+/** Prepared statements kept per SQL text (the hot queries are few and repeat at every login). */
+export const SQLITE_STATEMENT_CACHE = 256;
+
+/**
+ * Kysely prepares every query afresh; compiling the SQL costs more than running a point lookup.
+ * Keep the most recently used statements per SQL text (Map order = recency, oldest evicted). A
+ * statement still iterating (Kysely's streamQuery) is busy and can't run again: prepare another.
+ */
+function cachingStatements(handle: Database.Database): { close(): void; prepare(sql: string): Database.Statement } {
+  const cache = new Map<string, Database.Statement>();
+  return {
+    close: () => { cache.clear(); handle.close(); },
+    prepare(sql: string): Database.Statement {
+      let stmt = cache.get(sql);
+      if (stmt !== undefined && !stmt.busy) {
+        cache.delete(sql);
+        cache.set(sql, stmt);
+        return stmt;
+      }
+      stmt = handle.prepare(sql);
+      cache.set(sql, stmt);
+      if (cache.size > SQLITE_STATEMENT_CACHE) cache.delete(cache.keys().next().value!);
+      return stmt;
+    },
+  };
+}
+
 function openSqlite(path: string): Database.Database {
   const inMemory = path === ':memory:' || path === '';
   const shown = inMemory ? path : resolve(path);
@@ -265,7 +292,7 @@ export async function openStorage(cfg: StorageConfig, opts: OpenOptions = {}): P
   if (cfg.type === 'sqlite') {
     where = `SQLite database "${cfg.path === ':memory:' ? cfg.path : resolve(cfg.path)}"`;
     const handle = openSqlite(cfg.path);
-    db = new Kysely<any>({ dialect: new SqliteDialect({ database: handle }) });
+    db = new Kysely<any>({ dialect: new SqliteDialect({ database: cachingStatements(handle) }) });
   } else if (cfg.type === 'postgres') {
     where = `PostgreSQL ${redactUrl(cfg.url)}${cfg.schema ? ` (schema ${cfg.schema})` : ''}`;
     const pool = openPostgresPool(cfg, opts.onPoolError);
@@ -301,6 +328,7 @@ class MemoryStorage implements Storage {
     };
     this.accounts = new MemoryAccountStore(live, (host, owner) => this.#purge(host, owner));
     this.#kv.live = live;
+    this.#kv.hasAccount = (host, owner) => this.accounts.has(host, owner);
     this.#archive.live = live;
   }
 

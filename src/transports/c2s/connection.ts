@@ -4,7 +4,7 @@
 import type net from 'node:net';
 import tls from 'node:tls';
 import { createHash, randomBytes } from 'node:crypto';
-import { XmlStreamParser, serialize, escapeAttr, x, type XmlElement } from '../../xml/index.ts';
+import { XmlStreamParser, serialize, escapeAttr, x, type XmlElement, type StreamParserHandlers } from '../../xml/index.ts';
 import { Jid, JidError, prepDomain, prepLocalpart, prepResource } from '../../jid/index.ts';
 import { NS } from '../../xmpp/ns.ts';
 import { StreamError, StanzaError } from '../../xmpp/errors.ts';
@@ -24,6 +24,13 @@ const QUEUE_PAUSE = 64;
 const QUEUE_RESUME = 8;
 
 let nextId = 0;
+
+interface SaslOffer {
+  readonly bindingTypes: ChannelBindingType[];
+  readonly mechanisms: string[];
+  /** Channel-binding data by type, filled on demand. */
+  data: Map<ChannelBindingType, Buffer> | undefined;
+}
 
 export class C2sConnection implements Session {
   readonly id: string;
@@ -47,7 +54,7 @@ export class C2sConnection implements Session {
   private mech: SaslMechanism | undefined;
   private saslFailures = 0;
   private registerRefusals = 0;
-  private offerCache: { bindings: Map<ChannelBindingType, Buffer>; mechanisms: string[] } | undefined;
+  private offerCache: SaslOffer | undefined;
   private readonly queue: XmlElement[] = [];
   private draining = false;
   private paused = false;
@@ -56,13 +63,27 @@ export class C2sConnection implements Session {
   private readonly closed: Promise<void>;
   private resolveClosed!: () => void;
   private closeReason = 'connection closed';
-  private readonly log;
+  /** Child logger, made on first use: most connections never log anything at the usual levels. */
+  private childLog: C2sServices['log'] | undefined;
+  /** Debug logging on (checked once: its arguments, e.g. cipher names, are not free). */
+  private readonly debug: boolean;
   private readonly onData = (chunk: Buffer) => this.parser.write(chunk);
+  /** Parser callbacks, shared by the connection's successive parsers (restarts after TLS and SASL). */
+  private readonly handlers: StreamParserHandlers = {
+    streamStart: (h) => this.onStreamStart(h),
+    stanza: (el) => this.enqueue(el),
+    streamEnd: () => this.onStreamEnd(),
+    error: (err) => { void this.close(err); },
+  };
+  /** Output written in this tick, sent as one socket write (one TLS record) when the tick ends. */
+  private out = '';
+  private flushScheduled = false;
+  private readonly flushOut = () => this.flush();
 
   constructor(private readonly svc: C2sServices, raw: net.Socket, directTls: boolean, private readonly tooMany = false) {
     this.id = `c2s${(++nextId).toString(36)}${randomBytes(3).toString('hex')}`;
     this.ip = raw.remoteAddress ?? '?';
-    this.log = svc.log.child({ sid: this.id });
+    this.debug = svc.log.isLevelEnabled('debug');
     this.socket = raw;
     this.closed = new Promise((r) => (this.resolveClosed = r));
     raw.setNoDelay(true);
@@ -76,7 +97,7 @@ export class C2sConnection implements Session {
     raw.on('data', this.onData);
     raw.on('error', (err: NodeJS.ErrnoException) => {
       this.closeReason = `socket error: ${err.code ?? err.message}`;
-      this.log.debug({ err: err.code ?? err.message }, 'socket error');
+      if (this.debug) this.log.debug({ err: err.code ?? err.message }, 'socket error');
     });
     raw.on('close', () => this.onClose());
     // Everything up to resource binding must finish within the authentication timeout.
@@ -84,7 +105,11 @@ export class C2sConnection implements Session {
       if (this.state !== 'bound') void this.close(new StreamError('connection-timeout', 'Authentication took too long'));
     }, svc.config.limits.authTimeoutMs);
     this.negotiationTimer.unref();
-    this.log.debug({ ip: this.ip, directTls }, 'c2s connection opened');
+    if (this.debug) this.log.debug({ ip: this.ip, directTls }, 'c2s connection opened');
+  }
+
+  private get log(): C2sServices['log'] {
+    return (this.childLog ??= this.svc.log.child({ sid: this.id }));
   }
 
   // --- Session -------------------------------------------------------------------------
@@ -119,6 +144,7 @@ export class C2sConnection implements Session {
       }
       out += '</stream:stream>';
       this.write(out);
+      this.flush();
       this.state = 'closing';
       this.parser.end();
       this.socket.end();
@@ -135,7 +161,25 @@ export class C2sConnection implements Session {
     return this.state === 'closing' || this.state === 'closed';
   }
 
+  /**
+   * Queue output for this tick. A login step answers with several pieces (stream header and
+   * features, a result and a presence): one write makes one TLS record and one syscall instead
+   * of one each. Flushed at the end of the tick, or at once before the socket changes hands.
+   */
   private write(s: string): void {
+    if (this.socket.destroyed || !this.socket.writable) return;
+    this.out += s;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      process.nextTick(this.flushOut);
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const s = this.out;
+    if (s === '') return;
+    this.out = '';
     if (this.socket.destroyed || !this.socket.writable) return;
     this.socket.write(s);
   }
@@ -143,12 +187,7 @@ export class C2sConnection implements Session {
   private newParser(): void {
     const l = this.svc.config.limits;
     this.parser = new XmlStreamParser(
-      {
-        streamStart: (h) => this.onStreamStart(h),
-        stanza: (el) => this.enqueue(el),
-        streamEnd: () => this.onStreamEnd(),
-        error: (err) => { void this.close(err); },
-      },
+      this.handlers,
       { maxStanzaBytes: l.maxStanzaBytes, maxDepth: l.maxDepth, maxAttributes: l.maxAttributes, maxHeaderBytes: l.maxHeaderBytes },
     );
   }
@@ -161,7 +200,7 @@ export class C2sConnection implements Session {
     clearTimeout(this.negotiationTimer);
     clearTimeout(this.closeTimer);
     this.queue.length = 0;
-    this.log.debug({ reason: this.closeReason }, 'c2s connection closed');
+    if (this.debug) this.log.debug({ reason: this.closeReason }, 'c2s connection closed');
     // close() resolves once the 'session:closed' handlers have run too (they never reject).
     this.svc.connectionClosed(this, wasBound, this.closeReason).then(this.resolveClosed, this.resolveClosed);
   }
@@ -213,9 +252,8 @@ export class C2sConnection implements Session {
       // Only STARTTLS, and it is required (RFC 6120 §5.3.1).
       children.push(x('starttls', { xmlns: NS.TLS }, x('required')));
     } else if (this.state === 'need-auth') {
-      const { mechanisms: mechs, bindings } = this.saslOffer();
+      const { mechanisms: mechs, bindingTypes: cb } = this.saslOffer();
       children.push(x('mechanisms', { xmlns: NS.SASL }, mechs.map((m) => x('mechanism', null, m))));
-      const cb = [...bindings.keys()];
       if (cb.length) children.push(x('sasl-channel-binding', { xmlns: NS.SASL_CB }, cb.map((t) => x('channel-binding', { type: t }))));
     } else if (this.state === 'need-bind') {
       children.push(x('bind', { xmlns: NS.BIND }));
@@ -297,6 +335,7 @@ export class C2sConnection implements Session {
 
   private startTls(): void {
     this.write(`<proceed xmlns='${NS.TLS}'/>`);
+    this.flush();
     this.state = 'tls-handshake';
     const raw = this.socket;
     raw.removeListener('data', this.onData);
@@ -313,11 +352,11 @@ export class C2sConnection implements Session {
       clearTimeout(timer);
       this.state = 'need-auth';
       this.headerSent = false;
-      this.log.debug({ protocol: secure.getProtocol(), cipher: secure.getCipher().name }, 'TLS established');
+      if (this.debug) this.log.debug({ protocol: secure.getProtocol(), cipher: secure.getCipher().name }, 'TLS established');
     });
     secure.on('error', (err: NodeJS.ErrnoException) => {
       this.closeReason = `TLS error: ${err.code ?? err.message}`;
-      this.log.debug({ err: err.code ?? err.message }, 'TLS error');
+      if (this.debug) this.log.debug({ err: err.code ?? err.message }, 'TLS error');
     });
     secure.on('close', () => raw.destroy());
     this.tlsSocket = secure;
@@ -330,34 +369,53 @@ export class C2sConnection implements Session {
 
   /**
    * What SASL offers on this connection, computed once after TLS is up (the TLS session and so
-   * the channel-binding data never change afterwards): binding data per type, and mechanisms.
+   * the channel-binding data never change afterwards): the channel-binding types and mechanisms.
+   * The binding data itself is only computed if a -PLUS mechanism asks for it: most clients
+   * never do, and the certificate hash would otherwise cost a certificate parse per login.
    */
-  private saslOffer(): { bindings: Map<ChannelBindingType, Buffer>; mechanisms: string[] } {
+  private saslOffer(): SaslOffer {
     if (this.offerCache) return this.offerCache;
-    const bindings = new Map<ChannelBindingType, Buffer>();
+    const bindingTypes: ChannelBindingType[] = [];
     const s = this.tlsSocket;
     if (s && this.secure) {
       for (const t of this.svc.config.auth.channelBindings) {
-        if (t === 'tls-exporter') {
-          // RFC 9266: only with TLS 1.3 (TLS 1.2 exporters are unsafe without extended master
-          // secret). TLS 1.3 treats an absent and an empty context alike (RFC 8446 §7.5).
-          if (s.getProtocol() === 'TLSv1.3') bindings.set(t, s.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0)));
-        } else if (t === 'tls-server-end-point') {
-          // RFC 5929 §4.1: hash of our certificate with its signature hash (SHA-256 for MD5/SHA-1).
-          const cert = s.getCertificate() as { raw?: Buffer } | null;
-          if (cert?.raw) bindings.set(t, certificateHash(cert.raw));
-        }
+        // RFC 9266: tls-exporter only with TLS 1.3 (TLS 1.2 exporters are unsafe without
+        // extended master secret). tls-server-end-point needs our certificate, always present.
+        if (t === 'tls-exporter' && s.getProtocol() === 'TLSv1.3') bindingTypes.push(t);
+        else if (t === 'tls-server-end-point') bindingTypes.push(t);
       }
     }
     const mechanisms = availableMechanisms({
       tls: this.secure,
-      channelBindingAvailable: bindings.size > 0,
+      channelBindingAvailable: bindingTypes.length > 0,
       allowPlain: this.svc.config.auth.allowPlain,
       enabled: this.svc.config.auth.mechanisms,
     });
+    const offer: SaslOffer = { bindingTypes, mechanisms, data: undefined };
     // Only cache once TLS is in place (nothing is offered before it anyway).
-    if (this.secure) this.offerCache = { bindings, mechanisms };
-    return { bindings, mechanisms };
+    if (this.secure) this.offerCache = offer;
+    return offer;
+  }
+
+  /** Channel-binding data of an offered type, computed on first use and kept for the connection. */
+  private bindingData(offer: SaslOffer, t: ChannelBindingType): Buffer | undefined {
+    const s = this.tlsSocket;
+    if (!s || !offer.bindingTypes.includes(t)) return undefined;
+    offer.data ??= new Map();
+    let d = offer.data.get(t);
+    if (d === undefined) {
+      if (t === 'tls-exporter') {
+        // TLS 1.3 treats an absent and an empty context alike (RFC 8446 §7.5).
+        d = s.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0));
+      } else {
+        // RFC 5929 §4.1: hash of our certificate with its signature hash (SHA-256 for MD5/SHA-1).
+        const cert = s.getCertificate() as { raw?: Buffer } | null;
+        if (!cert?.raw) return undefined;
+        d = certificateHash(cert.raw);
+      }
+      offer.data.set(t, d);
+    }
+    return d;
   }
 
   private async sasl(el: XmlElement): Promise<void> {
@@ -370,8 +428,8 @@ export class C2sConnection implements Session {
       if (!offer.mechanisms.includes(name)) return this.saslFail('invalid-mechanism');
       this.mech = createMechanism(name, {
         lookup: (username) => this.lookup(username),
-        channelBinding: (t) => offer.bindings.get(t),
-        offeredBindings: [...offer.bindings.keys()],
+        channelBinding: (t) => this.bindingData(offer, t),
+        offeredBindings: offer.bindingTypes,
         plusAdvertised: offer.mechanisms.some((m) => m.endsWith('-PLUS')),
         tls: this.secure,
         fakeSaltSecret: this.svc.fakeSaltSecret,
@@ -429,6 +487,7 @@ export class C2sConnection implements Session {
     }
     this.svc.throttle.success(this.ip, `${local}@${this.host}`);
     this.user = local;
+    this.offerCache = undefined; // no more SASL on this connection (RFC 6120 §6.4.6)
     this.write(`<success xmlns='${NS.SASL}'>${step.data?.length ? step.data.toString('base64') : ''}</success>`);
     // RFC 6120 §6.4.6: stream restart after success.
     this.state = 'need-bind';
