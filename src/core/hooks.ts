@@ -14,6 +14,8 @@ export interface HookMap {
   'user:password-changed': { host: string; username: string };
   'server:started': { hosts: string[] };
   'server:stopping': Record<string, never>;
+  /** Stopping: every session is closed (and its 'session:closed' handlers ran); storage is still open. Flush write-behind buffers here. */
+  'server:sessions-closed': Record<string, never>;
   /** The presence module: a session sent available presence (initial = its first, RFC 6121 §4.2). */
   'presence:available': { session: Session; initial: boolean };
   /** The presence module: a session became unavailable (explicitly or by disconnecting). */

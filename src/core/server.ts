@@ -151,6 +151,7 @@ export async function createServer(config: Config, opts: ServerOptions = {}): Pr
       const listenersClosed = c2s.stopListening();
       await Promise.all([...c2s.connections].map((c: { close(e: StreamError): Promise<void> }) => c.close(new StreamError('system-shutdown', 'The server is shutting down'))));
       await listenersClosed;
+      if (started) await hooks.emit('server:sessions-closed', {});
       await loader.unloadAll();
       await storage.close();
       log.info('server stopped');

@@ -158,9 +158,16 @@ export class ModuleLoader {
           keep(() => clearInterval(t));
         },
         after: (ms, fn) => {
-          const t = setTimeout(() => ctx.background('timer', Promise.resolve().then(fn)), ms);
+          // One-shot: its disposer goes once it fired, so a module re-arming a timer (a
+          // write-behind flush) does not collect disposers for as long as it runs.
+          const dispose = () => clearTimeout(t);
+          const t = setTimeout(() => {
+            const i = rec.disposers.indexOf(dispose);
+            if (i >= 0) rec.disposers.splice(i, 1);
+            ctx.background('timer', Promise.resolve().then(fn));
+          }, ms);
           t.unref();
-          keep(() => clearTimeout(t));
+          keep(dispose);
         },
       },
       background: (name, task) => {

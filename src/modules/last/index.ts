@@ -4,6 +4,13 @@
 // Stored: one record per account in keyval('last'): when the account's last session closed and
 // the <status/> text of the last broadcast unavailable presence of that session (empty when the
 // connection just dropped). Overwritten at every logout, deleted with the account (keyval kind).
+//
+// Written behind: logouts are collected for up to FLUSH_MS (or FLUSH_AT records) and stored in
+// one transaction, so a burst of logouts costs one commit (one fsync on SQLite, which runs on
+// the event loop) instead of one each. Queries read the buffer first. A crash loses at most the
+// last FLUSH_MS of logout times — a timestamp, never a message. A stopping server flushes after
+// its sessions closed; a deleted account's buffered record is dropped (and setMany skips owners
+// without an account, so a flush racing the deletion writes nothing).
 // Queries to full JIDs are routed to the client by the router (§4); the server does not
 // intercept them (see the note in the issue report).
 import { defineModule } from '../../core/modules/define.ts';
@@ -17,6 +24,10 @@ export const NS_LAST = 'jabber:iq:last';
 
 /** Runs before the presence module's handlers and never consumes the stanza. */
 const OBSERVER_PRIORITY = 1000;
+/** Longest time a logout waits in memory before it is stored. */
+export const FLUSH_MS = 2000;
+/** Buffered logouts that trigger an immediate flush. */
+const FLUSH_AT = 500;
 
 export interface LastRecord {
   /** When the account's last session closed (epoch ms). */
@@ -34,6 +45,33 @@ export default defineModule({
     const started = Date.now();
     /** The status text of each session's latest broadcast unavailable presence. */
     const statuses = new WeakMap<Session, string>();
+    /** Logouts not stored yet: username → record. */
+    let pending = new Map<string, LastRecord>();
+    let flushTimer = false;
+
+    const flush = async (): Promise<void> => {
+      flushTimer = false;
+      if (pending.size === 0) return;
+      const batch = pending;
+      pending = new Map();
+      try {
+        await store.setMany(ctx.host, [...batch]);
+      } catch (err) {
+        // Keep what failed unless a newer logout replaced it; the next logout retries.
+        for (const [u, r] of batch) if (!pending.has(u)) pending.set(u, r);
+        ctx.log.warn({ err, records: batch.size }, 'last activity: storing logout times failed');
+      }
+    };
+    const record = (username: string, rec: LastRecord): void => {
+      pending.delete(username); // re-insert: Map order = age, the newest last
+      pending.set(username, rec);
+      if (pending.size >= FLUSH_AT) ctx.background('last-activity flush', flush());
+      else if (!flushTimer) {
+        flushTimer = true;
+        ctx.timers.after(FLUSH_MS, flush);
+      }
+    };
+    const lastRecord = async (username: string): Promise<LastRecord | null> => pending.get(username) ?? (await store.get(ctx.host, username));
 
     // §6: advertised by the server and, as the server answers for them, by account JIDs.
     ctx.disco.feature(NS_LAST);
@@ -61,7 +99,7 @@ export default defineModule({
       const owner = stanza.to.bare;
       // §3: a connected or available resource → seconds='0', empty query.
       if (ctx.sessions.resources(owner).length > 0) return x('query', { xmlns: NS_LAST, seconds: '0' });
-      const rec = await store.get(ctx.host, owner.local);
+      const rec = await lastRecord(owner.local);
       // Never logged out since the record was introduced (or never logged in at all).
       if (!rec) throw new StanzaError('item-not-found');
       return x('query', { xmlns: NS_LAST, seconds: seconds(rec.at) }, rec.status || null);
@@ -82,7 +120,12 @@ export default defineModule({
       statuses.delete(session);
       // Only when it was the account's last session (the registry no longer holds it).
       if (ctx.sessions.resources(session.jid.bare).length > 0) return;
-      await store.set(ctx.host, session.username, { at: Date.now(), status });
+      record(session.username, { at: Date.now(), status });
     });
+
+    ctx.on('user:deleted', ({ host, username }) => {
+      if (host === ctx.host) pending.delete(username);
+    });
+    ctx.on('server:sessions-closed', flush);
   },
 });

@@ -9,7 +9,7 @@ import { x, type XmlElement } from '../../xml/index.ts';
 import { NS } from '../../xmpp/ns.ts';
 import { RosterServiceKey, type RosterItem, type RosterService, type Subscription } from '../roster/service.ts';
 import { storageVariants } from '../../testing/storages.ts';
-import last, { NS_LAST, type LastRecord } from './index.ts';
+import last, { FLUSH_MS, NS_LAST, type LastRecord } from './index.ts';
 
 const HOST = 'example.test';
 const ALICE = `alice@${HOST}`;
@@ -51,6 +51,9 @@ const lastQuery = (el: XmlElement) => el.getChild('query', NS_LAST);
 
 for (const variant of storageVariants([last])) {
   describe(`last activity (${variant.name})`, { skip: variant.skip }, () => {
+    /** What a stopping server does once its sessions are closed: store buffered logouts. */
+    const flushLast = (h: { hooks: { emit(e: 'server:sessions-closed', p: Record<string, never>): Promise<void> } }) => h.hooks.emit('server:sessions-closed', {});
+
     async function setup(defs: ModuleDefinition[] = [roster, last as ModuleDefinition]) {
       const opened = await variant.open();
       const h = await createModuleHarness(defs, { hosts: [HOST], storage: opened.storage });
@@ -100,7 +103,8 @@ for (const variant of storageVariants([last])) {
         const reply = await ask(h, carol, BOB);
         assert.equal(reply.getChild('error')?.attr('type'), 'auth');
 
-        // The time is counted from the stored logout.
+        // The time is counted from the stored logout (once the buffered logout is stored).
+        await flushLast(h);
         const rec: LastRecord = { at: Date.now() - 903_400, status: 'Heading Home' };
         await h.storage.keyval<LastRecord>('last').set(HOST, 'bob', rec);
         assert.equal(lastQuery(await ask(h, alice, BOB))!.attr('seconds'), '903');
@@ -125,6 +129,8 @@ for (const variant of storageVariants([last])) {
         // Directed presence is not the user's status.
         await h.router.fromClient(laptop, x('presence', { xmlns: NS.CLIENT, type: 'unavailable', to: ALICE }, x('status', null, 'directed')));
         await h.disconnect(laptop, 'connection lost');
+        assert.equal(await kv.get(HOST, 'bob'), null, 'buffered, not stored yet');
+        await flushLast(h);
         const rec = await kv.get(HOST, 'bob');
         assert.ok(rec);
         assert.equal(rec.status, '');
@@ -143,9 +149,51 @@ for (const variant of storageVariants([last])) {
         assert.equal(condition(await ask(h, alice, BOB)), 'item-not-found');
         const bob = await h.connect(`${BOB}/phone`);
         await h.disconnect(bob);
+        await flushLast(h);
         assert.ok(await h.storage.keyval<LastRecord>('last').get(HOST, 'bob'));
         await h.storage.accounts.delete(HOST, 'bob');
         assert.equal(await h.storage.keyval<LastRecord>('last').get(HOST, 'bob'), null);
+      } finally {
+        await stop();
+      }
+    });
+
+    test('logouts are stored behind: in one batch after FLUSH_MS, answered from the buffer meanwhile', async (t) => {
+      const { h, alice, stop } = await setup();
+      try {
+        t.mock.timers.enable({ apis: ['setTimeout'] });
+        const kv = h.storage.keyval<LastRecord>('last');
+        const bob = await h.connect(`${BOB}/phone`, { available: true });
+        await h.router.fromClient(bob, x('presence', { xmlns: NS.CLIENT, type: 'unavailable' }, x('status', null, 'gone fishing')));
+        await h.disconnect(bob);
+        const dave = await h.connect(`${DAVE}/x`);
+        await h.disconnect(dave);
+        assert.equal(await kv.get(HOST, 'bob'), null);
+        assert.equal(lastQuery(await ask(h, alice, BOB))!.text(), 'gone fishing', 'answered from the buffer');
+        t.mock.timers.tick(FLUSH_MS);
+        for (let i = 0; i < 20 && !(await kv.get(HOST, 'dave')); i++) await new Promise((r) => setImmediate(r));
+        assert.equal((await kv.get(HOST, 'bob'))?.status, 'gone fishing');
+        assert.ok(await kv.get(HOST, 'dave'), 'both logouts stored by the one timer');
+      } finally {
+        await stop();
+      }
+    });
+
+    test('a deleted account’s buffered logout is never stored', async () => {
+      const { h, stop } = await setup();
+      try {
+        const bob = await h.connect(`${BOB}/phone`);
+        await h.disconnect(bob);
+        await h.storage.accounts.delete(HOST, 'bob');
+        await h.hooks.emit('user:deleted', { host: HOST, username: 'bob' });
+        await flushLast(h);
+        assert.equal(await h.storage.keyval<LastRecord>('last').get(HOST, 'bob'), null);
+        // Deleted without the hook having run yet (a flush racing the deletion): setMany skips it.
+        const dave = await h.connect(`${DAVE}/x`);
+        await h.disconnect(dave);
+        await h.storage.accounts.delete(HOST, 'dave');
+        await flushLast(h);
+        assert.equal(await h.storage.keyval<LastRecord>('last').get(HOST, 'dave'), null);
       } finally {
         await stop();
       }
