@@ -3,7 +3,8 @@
 
 import { sql, type Kysely } from 'kysely';
 import type { StoredCredentials } from '../core/auth/credentials.ts';
-import type { CoreTables, SqlContext } from './db.ts';
+import type { AccountsTable, CoreTables, SqlContext } from './db.ts';
+import { prepared } from './prepared.ts';
 import { toJson } from './db.ts';
 
 export interface AccountRecord {
@@ -42,6 +43,9 @@ export interface AccountStore {
   count(host?: string): Promise<number>;
 }
 
+const GET_ACCOUNT = prepared<[host: string, username: string], AccountsTable>(2, (db, host, username) =>
+  (db as Kysely<CoreTables>).selectFrom('accounts').selectAll().where('host', '=', host).where('username', '=', username));
+
 function parseCredentials(s: string): StoredCredentials {
   return JSON.parse(s) as StoredCredentials;
 }
@@ -63,13 +67,8 @@ export class SqlAccountStore implements AccountStore {
   }
 
   async get(host: string, username: string): Promise<AccountRecord | null> {
-    const row = await this.ctx
-      .db()
-      .selectFrom('accounts')
-      .selectAll()
-      .where('host', '=', host)
-      .where('username', '=', username)
-      .executeTakeFirst();
+    // Twice per login (SASL, then binding): compiled once.
+    const row = await GET_ACCOUNT.first(this.ctx.db(), host, username);
     if (!row) return null;
     return { host: row.host, username: row.username, credentials: parseCredentials(row.credentials), createdAt: new Date(Number(row.created_at)) };
   }

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, describe, test } from 'node:test';
 import type { StoredCredentials } from '../core/auth/credentials.ts';
 import { AccountExistsError } from './accounts.ts';
+import { prepared } from './prepared.ts';
 import { StorageClosedError, type OpenOptions, type Storage } from './db.ts';
 import { ArchiveIdExistsError, UnknownArchiveIdError, newArchiveId } from './kinds/archive.ts';
 import { MigrationError, UnknownMigrationError, type Migration } from './migrate.ts';
@@ -213,6 +214,30 @@ export function storageContract(engine: Engine): void {
       });
     });
 
+    describe('prepared queries', { skip: engine.sql ? false : 'SQL engines only' }, () => {
+      test('compiled once, run with each call’s values in the right places', async () => {
+        const { s } = await fresh();
+        for (const u of ['alice', 'bob', 'carol']) await s.accounts.create('h', u, creds(u));
+        await s.accounts.create('other', 'alice', creds('x'));
+        const q = prepared<[host: string, after: string, limit: number], { username: string }>(3, (db, host, after, limit) =>
+          db.selectFrom('accounts').select('username').where('host', '=', host).where('username', '>', after).orderBy('username').limit(limit));
+        assert.deepEqual((await q.all(s.db, 'h', 'alice', 10)).map((r) => r.username), ['bob', 'carol']);
+        assert.deepEqual((await q.all(s.db, 'h', '', 1)).map((r) => r.username), ['alice']);
+        assert.deepEqual((await q.all(s.db, 'other', '', 5)).map((r) => r.username), ['alice']);
+        assert.equal(await q.first(s.db, 'nowhere', '', 5), undefined);
+        // Inside a transaction (another Kysely instance) it compiles again and still works.
+        await s.db.transaction().execute(async (trx) => {
+          assert.equal((await q.first(trx, 'h', 'bob', 5))?.username, 'carol');
+        });
+      });
+
+      test('a placeholder used to shape the query instead of as a value is refused', async () => {
+        const { s } = await fresh();
+        const bad = prepared<[column: string]>(1, (db, column) => db.selectFrom('accounts').select(column as 'username'));
+        await assert.rejects(bad.all(s.db, 'username'), /uses 0 of its 1 parameters/);
+      });
+    });
+
     describe('keyval', () => {
       test('get/set/overwrite/delete', async () => {
         const { s } = await fresh();
@@ -341,6 +366,11 @@ export function storageContract(engine: Engine): void {
         assert.deepEqual(bodies(await a.query('h', 'alice', { with: 'juliet@example.net' })), ['m1', 'm3', 'm5', 'm7']);
         assert.deepEqual(bodies(await a.query('h', 'alice', { start: at(30), end: at(60) })), ['m3', 'm4', 'm5', 'm6']);
         assert.deepEqual(bodies(await a.query('h', 'alice', { start: at(31) })), ['m4', 'm5', 'm6', 'm7', 'm8', 'm9']);
+        // start + limit only (offline delivery's shape, a compiled-once query on SQL engines)
+        assert.deepEqual(bodies(await a.query('h', 'alice', { start: at(31), limit: 2 })), ['m4', 'm5']);
+        assert.deepEqual(bodies(await a.query('h', 'alice', { start: at(0), limit: 3 })), ['m0', 'm1', 'm2']);
+        assert.deepEqual(bodies(await a.query('h', 'bob', { start: at(0), limit: 3 })), ['bob']);
+        assert.deepEqual(await a.query('h', 'bob', { start: at(6), limit: 3 }), []);
         assert.deepEqual(bodies(await a.query('h', 'alice', { end: at(19) })), ['m0', 'm1']);
         assert.deepEqual(bodies(await a.query('h', 'alice', { with: 'romeo@example.net', start: at(20), end: at(80), limit: 2 })), ['m2', 'm4']);
         assert.deepEqual(bodies(await a.query('h', 'alice', { with: 'romeo@example.net', start: at(20), end: at(80), limit: 2, reverse: true })), ['m8', 'm6']);

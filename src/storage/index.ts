@@ -14,6 +14,7 @@ export {
 export { runMigrations, coreMigrations, UnknownMigrationError, MigrationError, type Migration } from './migrate.ts';
 export { AccountExistsError, type AccountRecord, type AccountSummary, type AccountStore } from './accounts.ts';
 export type { KeyvalStore } from './kinds/keyval.ts';
+export { prepared, type Prepared } from './prepared.ts';
 export {
   newArchiveId,
   UnknownArchiveIdError,

@@ -15,6 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { checkName, toJson, toMs, type CoreTables, type SqlContext } from '../db.ts';
+import { prepared } from '../prepared.ts';
 
 export interface ArchiveItem<T> {
   id: string;
@@ -130,6 +131,10 @@ function checkLimit(limit: number | undefined): void {
 
 type ArchiveSelect = ReturnType<typeof baseSelect>;
 
+const OLDEST_SINCE = prepared<[host: string, owner: string, store: string, start: number, limit: number], { id: string; with_jid: string | null; ts: number; value: string }>(
+  5, (db, host, owner, store, start, limit) => baseSelect(db as Kysely<CoreTables>, host, owner, store).where('ts', '>=', start)
+    .select(['id', 'with_jid', 'ts', 'value']).orderBy('ts', 'asc').orderBy('seq', 'asc').limit(limit));
+
 function baseSelect(db: Kysely<CoreTables>, host: string, owner: string, store: string) {
   return db.selectFrom('archive').where('host', '=', host).where('owner', '=', owner).where('store', '=', store);
 }
@@ -189,10 +194,17 @@ export class SqlArchiveStore<T> implements ArchiveStore<T> {
       return [];
     }
     const db = this.ctx.db();
-    const dir = q.reverse ? 'desc' : 'asc';
-    let s = (await this.#filtered(db, host, owner, q)).select(['id', 'with_jid', 'ts', 'value']).orderBy('ts', dir).orderBy('seq', dir);
-    if (q.limit !== undefined) s = s.limit(q.limit);
-    const rows = await s.execute();
+    let rows: { id: string; with_jid: string | null; ts: number; value: string }[];
+    if (q.start !== undefined && q.limit !== undefined && q.with === undefined && q.end === undefined
+      && q.after === undefined && q.before === undefined && !q.reverse) {
+      // The shape of offline delivery at every login: compiled once.
+      rows = await OLDEST_SINCE.all(db, host, owner, this.store, toMs(q.start, 'start'), q.limit);
+    } else {
+      const dir = q.reverse ? 'desc' : 'asc';
+      let s = (await this.#filtered(db, host, owner, q)).select(['id', 'with_jid', 'ts', 'value']).orderBy('ts', dir).orderBy('seq', dir);
+      if (q.limit !== undefined) s = s.limit(q.limit);
+      rows = await s.execute();
+    }
     return rows.map((r) => {
       const item: ArchiveItem<T> = { id: r.id, host, owner, when: new Date(Number(r.ts)), value: JSON.parse(r.value) as T };
       if (r.with_jid !== null) item.with = r.with_jid;
