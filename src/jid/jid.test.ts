@@ -309,6 +309,19 @@ describe('Jid API', () => {
     }
     assert.throws(() => Jid.parse(42 as unknown as string), JidError);
   });
+  it('parse() caches recent results: one shared instance, errors never cached, bounded', () => {
+    const a = Jid.parse('Cache.Test@Example.ORG/r');
+    assert.equal(Jid.parse('Cache.Test@Example.ORG/r'), a, 'immutable, so shared');
+    assert.equal(a.toString(), 'cache.test@example.org/r');
+    for (let i = 0; i < 3; i++) rejects('cache.test@Example.ORG/');
+    for (let i = 0; i < 3; i++) rejects('cache.test@-example.org');
+    // More distinct addresses than the cache holds: each still prepared on its own.
+    for (let i = 0; i < 3000; i++) assert.equal(Jid.parse(`U${i}@H${i % 7}.Example/R`).toString(), `u${i}@h${i % 7}.example/R`);
+    assert.ok(Jid.parse('Cache.Test@Example.ORG/r').equals(a));
+    const long = `${'L'.repeat(300)}@Example.ORG`; // longer than cached inputs
+    assert.equal(Jid.parse(long).toString(), `${'l'.repeat(300)}@example.org`);
+    assert.ok(Jid.parse(long).equals(Jid.parse(long)));
+  });
   it('tryParse returns null only for JidError', () => {
     assert.equal(Jid.tryParse('@'), null);
     assert.ok(Jid.tryParse('a@b')?.equals(Jid.parse('A@B')));

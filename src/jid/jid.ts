@@ -3,11 +3,19 @@
  * localpart UsernameCaseMapped (+ §3.3.1 exclusions), domainpart IDNA (§3.2), resourcepart
  * OpaqueString. Instances are immutable; equality is by prepared parts.
  */
-import { JidError, prepDomain, prepLocalpart, prepResource } from './precis.ts';
+import { JidError, detachString, prepDomain, prepLocalpart, prepResource } from './precis.ts';
 
 export { JidError };
 
 const TOKEN: unique symbol = Symbol('Jid');
+
+// Recently parsed addresses. Routing parses the same few 'to' values over and over, and a Map
+// lookup is several times cheaper than preparing the parts. Jids are immutable, so instances
+// (with their cached string and bare JID) are shared. Only successes are cached; bounded, with
+// first-in-first-out eviction, and only short inputs, so distinct addresses cost churn, not memory.
+const PARSE_CACHE_MAX = 1024;
+const PARSE_CACHE_MAX_INPUT = 256;
+const parseCache = new Map<string, Jid>();
 
 export class Jid {
   /** Prepared localpart, '' when absent. */
@@ -34,6 +42,17 @@ export class Jid {
    */
   static parse(s: string): Jid {
     if (typeof s !== 'string') throw new JidError('not a string');
+    const hit = parseCache.get(s);
+    if (hit !== undefined) return hit;
+    if (s.length > PARSE_CACHE_MAX_INPUT) return Jid.prepare(s);
+    const key = detachString(s);
+    const jid = Jid.prepare(key); // throws before anything is cached
+    if (parseCache.size >= PARSE_CACHE_MAX) parseCache.delete(parseCache.keys().next().value!);
+    parseCache.set(key, jid);
+    return jid;
+  }
+
+  private static prepare(s: string): Jid {
     const slash = s.indexOf('/');
     const head = slash === -1 ? s : s.slice(0, slash);
     const at = head.indexOf('@');

@@ -545,6 +545,21 @@ const RE_NUMERIC_LABEL = /(?:^|\.)(?:\d+|0x[0-9a-f]*)$/;
 // ASCII that may not appear in a domainpart, even after compatibility mapping of the input.
 const RE_BAD_DOMAIN_ASCII = /[\x00-\x2c\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]/;
 
+// Prepared domainparts by input: a server sees few domains (its own hosts above all), and this
+// skips the host-name regexes for them. Same bounds and eviction as Jid's parse cache.
+const DOMAIN_CACHE_MAX = 256;
+const DOMAIN_CACHE_MAX_INPUT = 256;
+const domainCache = new Map<string, string>();
+
+/**
+ * A copy of `s` that does not keep a larger string alive: attribute values can be slices of a
+ * whole network chunk, and a cache key (or a part sliced from it) would retain that chunk.
+ * Prepending forces V8 to flatten into a fresh string; strings under 13 chars are never slices.
+ */
+export function detachString(s: string): string {
+  return s.length < 13 ? s : (' ' + s).slice(1);
+}
+
 /**
  * Domainpart (RFC 7622 §3.2): one trailing label separator is stripped; IPv4 (dotted quad) and
  * bracketed IPv6 literals are accepted (IPv6 in canonical form); anything else must be a
@@ -553,6 +568,17 @@ const RE_BAD_DOMAIN_ASCII = /[\x00-\x2c\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]/;
  * (tolerated, as most XMPP servers do); no empty labels. No 63-octet label limit is enforced.
  */
 export function prepDomain(input: string): string {
+  const hit = domainCache.get(input);
+  if (hit !== undefined) return hit;
+  if (input.length > DOMAIN_CACHE_MAX_INPUT) return prepDomainUncached(input);
+  const key = detachString(input);
+  const out = prepDomainUncached(key); // throws before anything is cached
+  if (domainCache.size >= DOMAIN_CACHE_MAX) domainCache.delete(domainCache.keys().next().value!);
+  domainCache.set(key, out);
+  return out;
+}
+
+function prepDomainUncached(input: string): string {
   let s = input;
   if (s.length === 0) throw new JidError('empty domainpart');
   if (s.length > MAX_INPUT_UNITS) throw new JidError('domainpart too long');

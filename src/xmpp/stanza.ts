@@ -1,5 +1,5 @@
 // Stanza helpers (RFC 6120 §8): kinds, error replies, IQ results.
-import { x, type XmlElement } from '../xml/index.ts';
+import { EMPTY_CHILDREN, XmlElement, x } from '../xml/index.ts';
 import { NS } from './ns.ts';
 import type { StanzaError } from './errors.ts';
 
@@ -32,7 +32,18 @@ export function errorReply(original: XmlElement, err: StanzaError): XmlElement {
     .withChildren([...keep, errorChild(err)]);
 }
 
-/** An IQ result for a request (RFC 6120 §8.2.3). */
-export function iqResult(request: XmlElement, payload?: XmlElement): XmlElement {
-  return x('iq', { type: 'result', id: request.attr('id'), from: request.attr('to'), to: request.attr('from') }, payload);
+/**
+ * An IQ result for a request (RFC 6120 §8.2.3). `from` overrides the request's 'to' as the
+ * reply's sender (the router passes the prepared address instead of copying the request).
+ */
+export function iqResult(request: XmlElement, payload?: XmlElement, from: string | undefined = request.attr('to')): XmlElement {
+  // Built directly rather than with x(): this runs once per answered IQ. Same attribute order,
+  // undefined values dropped; the payload keeps its namespace (x() would adopt nothing: ns '').
+  const attrs: Record<string, string> = { type: 'result' };
+  const id = request.attr('id');
+  if (id !== undefined) attrs['id'] = id;
+  if (from !== undefined) attrs['from'] = from;
+  const to = request.attr('from');
+  if (to !== undefined) attrs['to'] = to;
+  return new XmlElement('iq', '', attrs, payload ? [payload] : EMPTY_CHILDREN);
 }

@@ -142,6 +142,14 @@ describe('IQ processing', () => {
     assert.equal(alice.sent[0]!.elements().length, 0);
   });
 
+  test('an async handler result is sent like a synchronous one', async () => {
+    const { router, alice } = setup();
+    router.registerIq(HOST, 'get', 'host', Q, 'query', async () => x('query', { xmlns: Q }, x('item', { v: 'a' })));
+    await router.fromClient(alice, iq({ type: 'get', id: 'as1', to: 'Example.Test' }, q()));
+    const r = alice.sent[0]!;
+    assert.equal(r.toString(), `<iq type="result" id="as1" from="${HOST}" to="alice@example.test/desk"><query xmlns="${Q}"><item v="a"/></query></iq>`);
+  });
+
   test('get and set handlers are distinct', async () => {
     const { router, alice } = setup();
     router.registerIq(HOST, 'get', 'host', Q, 'query', () => undefined);
@@ -495,6 +503,53 @@ describe('messages to the host and stanza handlers', () => {
     await router.fromClient(alice, msg({ type: 'chat', to: 'bob@example.test' }));
     assert.equal(n, 1);
     assert.equal(a.sent.length, 1);
+  });
+
+  test('sync and async handlers run in priority order; an async one can consume or reject', async () => {
+    const { router, alice, connect } = setup();
+    const a = connect('bob@example.test/a', { priority: 1 });
+    const ran: string[] = [];
+    let consume = false;
+    let fail = false;
+    router.registerStanza(HOST, 'message', 'bare', () => { ran.push('sync-high'); return false; }, 10);
+    router.registerStanza(HOST, 'message', 'bare', async () => {
+      ran.push('async');
+      if (fail) throw new StanzaError('forbidden');
+      return consume;
+    }, 5);
+    router.registerStanza(HOST, 'message', 'bare', () => { ran.push('sync-low'); return false; }, 0);
+    await router.fromClient(alice, msg({ type: 'chat', to: 'bob@example.test' }));
+    assert.deepEqual(ran, ['sync-high', 'async', 'sync-low']);
+    assert.equal(a.sent.length, 1, 'none consumed: default delivery');
+    ran.length = 0;
+    consume = true;
+    await router.fromClient(alice, msg({ type: 'chat', to: 'bob@example.test' }));
+    assert.deepEqual(ran, ['sync-high', 'async']);
+    assert.equal(a.sent.length, 1, 'consumed by the async handler');
+    fail = true;
+    await router.fromClient(alice, msg({ type: 'chat', to: 'bob@example.test' }));
+    assert.equal(errorOf(alice.sent[0]).condition, 'forbidden');
+    assert.equal(a.sent.length, 1);
+  });
+
+  test('handlers added or removed during dispatch take effect from the next stanza', async () => {
+    const { router, alice, connect } = setup();
+    const a = connect('bob@example.test/a', { priority: 1 });
+    const ran: string[] = [];
+    let offLater: (() => void) | undefined;
+    const offFirst = router.registerStanza(HOST, 'message', 'bare', () => {
+      ran.push('first');
+      offFirst(); // removes itself
+      offLater?.(); // and the one after it, which still runs for this stanza
+      router.registerStanza(HOST, 'message', 'bare', () => { ran.push('added'); return false; }, 100);
+      return false;
+    }, 10);
+    offLater = router.registerStanza(HOST, 'message', 'bare', () => { ran.push('later'); return false; }, 5);
+    await router.fromClient(alice, msg({ type: 'chat', to: 'bob@example.test' }));
+    assert.deepEqual(ran, ['first', 'later']);
+    await router.fromClient(alice, msg({ type: 'chat', to: 'bob@example.test' }));
+    assert.deepEqual(ran, ['first', 'later', 'added']);
+    assert.equal(a.sent.length, 2);
   });
 
   test('a message handler throwing a plain Error: internal-server-error', async () => {
