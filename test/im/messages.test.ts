@@ -106,3 +106,17 @@ test('chat live, then offline: stored messages arrive on the next login with a d
     await Promise.all([alice, bob].map((x) => x.c.stop().catch(() => undefined)));
   }
 });
+
+test('a large message with multi-byte text arrives intact (the server writes it in several TLS records)', async () => {
+  const bob = await connect('bob', 'big', 0);
+  const alice = await connect('alice', 'big', 0);
+  try {
+    // Well over the per-write size, with 4-byte UTF-8 characters (surrogate pairs) everywhere.
+    const text = Array.from({ length: 1500 }, (_, i) => (i % 3 === 0 ? '🐦' : i % 3 === 1 ? 'ü' : `<${i}&>`)).join('');
+    await bob.c.send(xml('message', { to: 'alice@localhost/big', type: 'chat' }, xml('body', null, text)));
+    await until('the large message', () => alice.messages.length === 1);
+    assert.equal(alice.messages[0]!.getChildText('body'), text);
+  } finally {
+    await Promise.all([alice, bob].map((x) => x.c.stop().catch(() => undefined)));
+  }
+});
