@@ -153,10 +153,26 @@ export default defineModule({
 
     // ---- presence (§4) -------------------------------------------------------------------
 
+    /** Each local owner's subscription with `contact` (none when the owner is no account), by bare JID string. */
+    async function subscriptions(owners: Jid[], contact: Jid): Promise<Map<string, Subscription>> {
+      if (roster.subscriptions) return roster.subscriptions(owners, contact);
+      const out = new Map<string, Subscription>();
+      for (const o of owners) {
+        const item = (await accountExists(o)) ? await roster.get(o, contact) : undefined;
+        if (item) out.set(o.toString(), item.subscription);
+      }
+      return out;
+    }
+
     /** §4.3.2: answer a probe from `prober` about local `contact`. */
     async function answerProbe(contact: Jid, prober: Jid): Promise<void> {
       const item = (await accountExists(contact)) ? await roster.get(contact, prober.bare) : undefined;
-      if (!item || !hasFrom(item.subscription)) {
+      await answerProbeWith(contact, prober, item?.subscription);
+    }
+
+    /** answerProbe with the contact's subscription with the prober already read (undefined: no item, or no account). */
+    async function answerProbeWith(contact: Jid, prober: Jid, subscription: Subscription | undefined): Promise<void> {
+      if (!subscription || !hasFrom(subscription)) {
         // §4.3.2: not subscribed (or no such account: the same answer) → "unsubscribed", which
         // the prober's server processes as a cancellation (not of a pre-approval, §3.4).
         await ctx.send(presence(contact, prober.bare, 'unsubscribed'));
@@ -205,12 +221,14 @@ export default defineModule({
       if (result.initial) {
         // §4.2.2 probes to the contacts the user is subscribed to. Local contacts are answered
         // directly (§4.3.2); outside the lock, since an "unsubscribed" answer comes back to us.
-        for (const item of result.items) {
-          if (!hasTo(item.subscription)) continue;
+        const probed = result.items.filter((i) => hasTo(i.subscription));
+        // The contacts' subscriptions with the user, in one read rather than two per contact.
+        const theirs = await subscriptions(probed.filter((i) => i.jid.domain === ctx.host).map((i) => i.jid), user);
+        for (const item of probed) {
           // Contacts on this host: answered here. Elsewhere (another local host's instance
           // keeps its users' presence; remote domains once s2s exists): a probe from the new
           // resource, so the answers come to it alone.
-          if (item.jid.domain === ctx.host) await answerProbe(item.jid, session.jid);
+          if (item.jid.domain === ctx.host) await answerProbeWith(item.jid, session.jid, theirs.get(item.jid.bare.toString()));
           else await ctx.send(presence(session.jid, item.jid, 'probe'));
         }
       }

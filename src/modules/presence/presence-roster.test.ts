@@ -14,7 +14,7 @@ import { moduleStorageOptions } from '../storage-options.ts';
 import { Jid } from '../../jid/index.ts';
 import { x, type XmlElement } from '../../xml/index.ts';
 import { NS } from '../../xmpp/ns.ts';
-import { RosterServiceKey, type RosterService } from '../roster/service.ts';
+import { RosterServiceKey, type RosterItem, type RosterService } from '../roster/service.ts';
 import rosterModule from '../roster/index.ts';
 import presenceModule from './index.ts';
 
@@ -97,6 +97,43 @@ for (const v of variants) {
           await w.h.disconnect(alice);
           await w.h.disconnect(bob);
         }
+      } finally {
+        await w.done();
+      }
+    });
+
+    test('initial presence: probes answered from the contacts\' rosters, cached or stored (§4.3.2); changes seen at once', async () => {
+      const w = await world();
+      try {
+        const D = `dave@${HOST}`; // no account, no roster
+        const E = `erin@${HOST}`;
+        const G = `ghost@${HOST}`;
+        await w.h.addUser(E);
+        await w.h.addUser(G);
+        const set = (owner: string, contact: string, subscription: RosterItem['subscription']) => w.roster.modify(Jid.parse(owner), Jid.parse(contact),
+          (cur) => ({ jid: Jid.parse(contact), groups: [], ask: false, approved: false, ...cur, subscription }));
+        for (const c of [B, C, D, E, G]) await set(A, c, 'both');
+        await set(B, A, 'both'); // online, subscribed: its presence
+        await set(C, A, 'to'); // online, not subscribed: unsubscribed
+        await set(E, A, 'from'); // offline, subscribed: nothing
+        await w.h.storage.accounts.delete(HOST, 'ghost');
+        await set(G, A, 'both'); // a row left behind by a deleted account: unsubscribed, as for no account
+        const bob = await w.h.connect(`${B}/x`);
+        await w.h.router.fromClient(bob, pres());
+        const carol = await w.h.connect(`${C}/x`);
+        await w.h.router.fromClient(carol, pres());
+        const got = (s: FakeSession) => s.take().filter((e) => e.name === 'presence').map((e) => `${e.attr('type') ?? 'available'} ${e.attr('from')}`).sort();
+
+        const desk = await w.h.connect(`${A}/desk`);
+        await w.h.router.fromClient(desk, pres());
+        assert.deepEqual(got(desk), [`available ${A}/desk`, `available ${B}/x`, `unsubscribed ${C}`, `unsubscribed ${D}`, `unsubscribed ${G}`]);
+        for (const [c, sub] of [[B, 'both'], [C, 'from'], [D, 'from'], [E, 'both'], [G, 'from']]) assert.equal(await state(w.roster, A, c!), sub, c);
+
+        // bob's roster (read while he is online) changes: the next probe sees it.
+        await set(B, A, 'to');
+        const phone = await w.h.connect(`${A}/phone`);
+        await w.h.router.fromClient(phone, pres());
+        assert.deepEqual(got(phone).filter((t) => !t.endsWith(`${A}/desk`) && !t.endsWith(`${A}/phone`)), [`unsubscribed ${B}`]);
       } finally {
         await w.done();
       }

@@ -16,7 +16,9 @@ import {
 } from './codec.ts';
 import { MemoryRosterRepo, SqlRosterRepo, rosterMigrations, rosterOwnedTables, type PendingIn, type RosterRepo, type StoredItem, type VersionRow } from './roster.repo.ts';
 import { KeyedLock } from '../../core/util/keyed-lock.ts';
-import { RosterServiceKey, type RosterItem, type RosterService } from './service.ts';
+import { Priority } from '../../core/hooks.ts';
+import { RosterCache, type CachedRoster } from './cache.ts';
+import { RosterServiceKey, type RosterItem, type RosterService, type Subscription } from './service.ts';
 
 /** Session mark: this resource requested the roster, so it is an "interested resource" (RFC 6121 §2.1.6). */
 export const ROSTER_REQUESTED = 'roster-requested';
@@ -69,6 +71,7 @@ interface Change { item: RosterItem | undefined; before: StoredItem | undefined;
 class Roster implements RosterService {
   readonly #locks = new KeyedLock();
   readonly #cfg: RosterConfig;
+  readonly cache = new RosterCache(toItem);
 
   constructor(private readonly ctx: ModuleContext<RosterConfig>, private readonly repo: RosterRepo) {
     this.#cfg = ctx.config;
@@ -85,13 +88,50 @@ class Roster implements RosterService {
   }
 
   async get(owner: Jid, contact: Jid): Promise<RosterItem | undefined> {
-    const s = await this.repo.get(this.ctx.host, this.#owner(owner), contact.bare.toString());
+    const username = this.#owner(owner);
+    const key = contact.bare.toString();
+    const cached = this.cache.peek(username);
+    if (cached) return cached.byContact.get(key);
+    const s = await this.repo.get(this.ctx.host, username, key);
     return s ? toItem(s) : undefined;
   }
 
   async list(owner: Jid): Promise<RosterItem[]> {
-    const all = await this.repo.list(this.ctx.host, this.#owner(owner));
-    return all.map(toItem).filter((i): i is RosterItem => i !== undefined);
+    return [...(await this.#cached(owner)).items];
+  }
+
+  /** The owner's roster, from the cache while the account has a session here. */
+  #cached(owner: Jid): Promise<CachedRoster> {
+    const username = this.#owner(owner);
+    return this.cache.get(username, () => this.repo.list(this.ctx.host, username), () => this.ctx.sessions.countFor(owner.bare) > 0);
+  }
+
+  /** The account's last session here closed, or the account is gone: its cached roster goes. */
+  forget(owner: Jid): void {
+    if (owner.domain === this.ctx.host && this.ctx.sessions.countFor(owner.bare) === 0) this.cache.invalidate(owner.local);
+  }
+
+  async subscriptions(owners: readonly Jid[], contact: Jid): Promise<Map<string, Subscription>> {
+    const key = contact.bare.toString();
+    const out = new Map<string, Subscription>();
+    const unread: Jid[] = [];
+    for (const o of owners) {
+      if (o.domain !== this.ctx.host || o.local === '') continue;
+      // A cached roster is current, and its owner an account (the entry goes with the account).
+      const cached = this.cache.peek(o.local);
+      if (!cached) unread.push(o);
+      else {
+        const sub = cached.byContact.get(key)?.subscription;
+        if (sub) out.set(o.bare.toString(), sub);
+      }
+    }
+    if (unread.length === 0) return out;
+    const found = await this.repo.subscriptions(this.ctx.host, unread.map((o) => o.local), key);
+    for (const o of unread) {
+      const sub = found.get(o.local);
+      if (sub) out.set(o.bare.toString(), sub);
+    }
+    return out;
   }
 
   /** `fn` runs under the owner's lock: it must not call back into this service for the same owner. */
@@ -110,6 +150,15 @@ class Roster implements RosterService {
    */
   async change(owner: Jid, contact: Jid, fn: (current: RosterItem | undefined) => RosterItem | undefined): Promise<Change> {
     const username = this.#owner(owner);
+    try {
+      return await this.#change(owner, username, contact, fn);
+    } finally {
+      // After the write (even a failed one: it may have reached storage): reads start afresh.
+      this.cache.invalidate(username);
+    }
+  }
+
+  async #change(owner: Jid, username: string, contact: Jid, fn: (current: RosterItem | undefined) => RosterItem | undefined): Promise<Change> {
     const key = contact.bare.toString();
     const before = await this.repo.get(this.ctx.host, username, key);
     const next = fn(before ? toItem(before) : undefined);
@@ -196,7 +245,7 @@ class Roster implements RosterService {
       session.marks.add(ROSTER_REQUESTED); // now an interested resource (§2.1.6)
       if (asked === undefined) {
         // Not versioning (RFC 6121 §2.1.4): the full roster, without a version.
-        result = await this.#full(username, false);
+        result = await this.#full(owner, false);
       } else {
         ({ result, interim } = await this.#versioned(owner, session.jid, username, asked));
       }
@@ -215,10 +264,10 @@ class Roster implements RosterService {
     return result;
   }
 
-  async #full(username: string, withVersion: boolean): Promise<XmlElement> {
-    const items = await this.repo.list(this.ctx.host, username);
-    const version = withVersion ? formatVersion(await this.repo.version(this.ctx.host, username)) : undefined;
-    return queryElement(version, items.map(itemElement));
+  async #full(owner: Jid, withVersion: boolean): Promise<XmlElement> {
+    const { stored } = await this.#cached(owner);
+    const version = withVersion ? formatVersion(await this.repo.version(this.ctx.host, owner.local)) : undefined;
+    return queryElement(version, stored.map(itemElement));
   }
 
   async #versioned(owner: Jid, to: Jid, username: string, asked: string): Promise<{ result: XmlElement | undefined; interim: XmlElement[] }> {
@@ -230,17 +279,17 @@ class Roster implements RosterService {
     // Unknown (other epoch, "", garbage, newer than ours, or older than what we still remember
     // removals for) → the full roster with the current version.
     if (!cur || !v || v.epoch !== cur.epoch || v.n > cur.n || v.n < cur.purged) {
-      return { result: await this.#full(username, true), interim: [] };
+      return { result: await this.#full(owner, true), interim: [] };
     }
     const { version, items, removed } = await this.repo.since(this.ctx.host, username, v.n);
-    if (!version || version.epoch !== cur.epoch || v.n < version.purged) return { result: await this.#full(username, true), interim: [] };
+    if (!version || version.epoch !== cur.epoch || v.n < version.purged) return { result: await this.#full(owner, true), interim: [] };
     const changes: { ver: number; el: XmlElement }[] = [
       ...items.map((i) => ({ ver: i.ver, el: itemElement(i) })),
       ...removed.map((t) => ({ ver: t.ver, el: removedElement(t.contact) })),
     ].sort((a, b) => a.ver - b.ver);
     // XEP-0237 §4: pushes unless the full roster is smaller; approximated by counting items.
     const total = await this.repo.count(this.ctx.host, username);
-    if (changes.length > total) return { result: await this.#full(username, true), interim: [] };
+    if (changes.length > total) return { result: await this.#full(owner, true), interim: [] };
     // "Interim roster pushes", in order of modification, each with its own (unique) version.
     return {
       result: undefined,
@@ -320,7 +369,9 @@ export default defineModule({
   config: RosterConfig,
   setup(ctx) {
     const memory = ctx.storage.dialect === 'memory';
-    const repo: RosterRepo = memory ? new MemoryRosterRepo() : new SqlRosterRepo(() => ctx.storage.db);
+    const repo: RosterRepo = memory
+      ? new MemoryRosterRepo(async (host, username) => (await ctx.storage.accounts.get(host, username)) !== null)
+      : new SqlRosterRepo(() => ctx.storage.db);
     const roster = new Roster(ctx, repo);
     ctx.provide(RosterServiceKey, roster);
 
@@ -330,12 +381,16 @@ export default defineModule({
     ctx.iq.get(NS_ROSTER, 'query', ({ stanza, payload, session }) => roster.handleGet(stanza, payload, session), { to: ['account'] });
     ctx.iq.set(NS_ROSTER, 'query', ({ stanza, payload, session }) => roster.handleSet(stanza, payload, session), { to: ['account'] });
 
-    // SQL tables are purged with the account (ownedTables); the memory twin listens.
-    if (memory) {
-      ctx.on('user:deleted', async ({ host, username }) => {
-        if (host === ctx.host) await repo.deleteOwner(host, username);
-      });
-    }
+    // SQL tables are purged with the account (ownedTables); the memory twin listens. Either way
+    // its cached roster goes.
+    ctx.on('user:deleted', async ({ host, username }) => {
+      if (host !== ctx.host) return;
+      if (memory) await repo.deleteOwner(host, username);
+      roster.cache.invalidate(username);
+    });
+    // The cache holds rosters of accounts with a session only. Late: the presence module's
+    // logout broadcast (a 'session:closed' handler too) still reads it.
+    ctx.on('session:closed', ({ session }) => roster.forget(session.jid.bare), Priority.Late);
 
     // Retention: forget old removals (XEP-0237 clients then get the full roster) and
     // unanswered subscription requests.

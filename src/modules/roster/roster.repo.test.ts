@@ -7,6 +7,7 @@ import type { ItemData } from './codec.ts';
 import type { ModuleDefinition } from '../../core/modules/define.ts';
 import type { Storage } from '../../storage/index.ts';
 import { storageVariants, type OpenedStorage } from '../../testing/storages.ts';
+import { deriveCredentials } from '../../core/auth/scram.ts';
 
 const H = 'example.test';
 const item = (contact: string, extra: Partial<ItemData> = {}): ItemData => ({
@@ -25,7 +26,9 @@ for (const variant of storageVariants([roster as ModuleDefinition])) {
     before(async () => {
       opened = await variant.open();
       storage = opened.storage;
-      repo = storage.dialect === 'memory' ? new MemoryRosterRepo() : new SqlRosterRepo(() => storage.db);
+      repo = storage.dialect === 'memory'
+        ? new MemoryRosterRepo(async (host, o) => (await storage.accounts.get(host, o)) !== null)
+        : new SqlRosterRepo(() => storage.db);
     });
     after(async () => {
       await storage.close();
@@ -154,6 +157,23 @@ for (const variant of storageVariants([roster as ModuleDefinition])) {
       assert.deepEqual(await repo.list(H, o), [], 'requests are not roster items');
       assert.equal(await repo.purgePendingIn(H, 2000), 1);
       assert.deepEqual((await repo.pendingIn(H, o)).map((p) => p.from), ['b@x.test']);
+    });
+
+    test('subscriptions: each owner\'s state with a contact, for owners that are accounts; in chunks', async () => {
+      const creds = await deriveCredentials('pw', 4096);
+      const owners = Array.from({ length: 6 }, owner);
+      for (const o of owners.slice(0, 5)) await storage.accounts.create(H, o, creds);
+      const subs = ['both', 'from', 'to', 'none'] as const;
+      for (let i = 0; i < 4; i++) await repo.put(H, owners[i]!, item('c@x.test', { subscription: subs[i] }));
+      await repo.put(H, owners[4]!, item('d@x.test', { subscription: 'both' })); // another contact only
+      await repo.put(H, owners[5]!, item('c@x.test', { subscription: 'both' })); // left behind: no account
+      const expected = new Map(subs.map((s, i) => [owners[i]!, s]));
+      assert.deepEqual(await repo.subscriptions(H, [...owners, owners[0]!, 'nobody'], 'c@x.test'), expected);
+      assert.deepEqual(await repo.subscriptions(H, [], 'c@x.test'), new Map());
+      assert.deepEqual(await repo.subscriptions(H, owners.slice(0, 3), 'c@x.test'), new Map(subs.slice(0, 3).map((s, i) => [owners[i]!, s])), 'three (padded)');
+      // More owners than one statement takes: the owners with items at both ends of the list.
+      const many = [owners[1]!, ...Array.from({ length: 1100 }, (_, i) => `stranger${i}`), owners[0]!];
+      assert.deepEqual(await repo.subscriptions(H, many, 'c@x.test'), new Map([[owners[1]!, 'from'], [owners[0]!, 'both']]));
     });
 
     test('deleteOwner removes everything of one account only', async () => {

@@ -23,6 +23,13 @@ export interface RosterService {
   get(owner: Jid, contact: Jid): Promise<RosterItem | undefined>;
   list(owner: Jid): Promise<RosterItem[]>;
   /**
+   * Each owner's subscription with `contact`, keyed by the owner's bare JID string; owners without
+   * an item for it, or that are no account of this host (any more), are missing. For probe
+   * fan-outs (RFC 6121 §4.3.2): one read for all owners. Optional (stand-ins may leave it out):
+   * callers fall back to get() per owner.
+   */
+  subscriptions?(owners: readonly Jid[], contact: Jid): Promise<Map<string, Subscription>>;
+  /**
    * Read-modify-write one item, serialised per owner (no lost updates when both sides subscribe
    * at once). Returning undefined removes the item. A change is stored, bumps the roster version
    * and is pushed to the owner's interested resources (RFC 6121 §2.1.6); returns the new item.
