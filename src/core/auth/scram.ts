@@ -10,6 +10,7 @@ import { createHash, createHmac, pbkdf2, randomBytes, timingSafeEqual } from 'no
 import saslprep from '@mongodb-js/saslprep';
 import type { ScramCredential, ScramHashName, StoredCredentials } from './credentials.ts';
 import type { ChannelBindingType, SaslContext, SaslMechanism, SaslStep } from './mechanisms.ts';
+import { randomBase64 } from '../util/random.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // Primitives
@@ -406,7 +407,7 @@ export class ScramServer implements SaslMechanism {
     const fake = fakeCredential(ctx.fakeSaltSecret, username, opts.hash, ctx.iterations);
     const cred = known ? real : fake;
 
-    const nonce = first.nonce + (ctx.randomNonce ? ctx.randomNonce() : randomBytes(18).toString('base64'));
+    const nonce = first.nonce + (ctx.randomNonce ? ctx.randomNonce() : randomBase64(18));
     const serverFirst = `r=${nonce},s=${cred.salt},i=${cred.iterations}`;
     this.state = { s: 'first-sent', first, serverFirst, nonce, cred, known, cbData };
     return { kind: 'challenge', data: Buffer.from(serverFirst, 'utf8') };

@@ -1,6 +1,5 @@
 // The router: classify once, dispatch by structure (ARCHITECTURE §4).
 // RFC 6120 §10 (server rules for processing XML stanzas) and RFC 6121 §8.
-import { randomBytes } from 'node:crypto';
 import { XmlElement } from '../../xml/index.ts';
 import { Jid } from '../../jid/index.ts';
 import { StanzaError } from '../../xmpp/errors.ts';
@@ -8,6 +7,7 @@ import { errorReply, iqResult, type StanzaKind } from '../../xmpp/stanza.ts';
 import type { Logger } from '../../observability/log.ts';
 import type { Session } from '../sessions/session.ts';
 import type { SessionRegistry } from '../sessions/registry.ts';
+import { randomBase64url } from '../util/random.ts';
 
 /** Where a stanza is addressed, relative to the hosts we serve. */
 export type Addressing = 'host' | 'bare' | 'full' | 'remote';
@@ -132,7 +132,7 @@ export class Router {
    * Resolves with the reply stanza (type result or error); rejects on timeout.
    */
   request(iq: XmlElement, timeoutMs = 30_000): Promise<XmlElement> {
-    const id = iq.attr('id') ?? `amsel-${randomBytes(9).toString('base64url')}`;
+    const id = iq.attr('id') ?? `amsel-${randomBase64url(9)}`;
     const el = iq.attr('id') ? iq : iq.withAttrs({ id });
     return new Promise<XmlElement>((resolve, reject) => {
       const timer = setTimeout(() => {

@@ -3,7 +3,7 @@
 // XEP-0368 (Direct TLS), XEP-0440 (SASL channel-binding type capability).
 import type net from 'node:net';
 import tls from 'node:tls';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { XmlStreamParser, serialize, escapeAttr, x, type XmlElement, type StreamParserHandlers } from '../../xml/index.ts';
 import { Jid, JidError, prepDomain, prepLocalpart, prepResource } from '../../jid/index.ts';
 import { NS } from '../../xmpp/ns.ts';
@@ -12,6 +12,7 @@ import { errorReply, iqResult, isStanzaKind } from '../../xmpp/stanza.ts';
 import { availableMechanisms, createMechanism, type ChannelBindingType, type SaslMechanism } from '../../core/auth/mechanisms.ts';
 import type { Session } from '../../core/sessions/session.ts';
 import type { C2sServices } from './services.ts';
+import { randomBase64url, randomHex } from '../../core/util/random.ts';
 
 type State = 'need-tls' | 'tls-handshake' | 'need-auth' | 'need-bind' | 'bound' | 'closing' | 'closed';
 
@@ -98,7 +99,7 @@ export class C2sConnection implements Session {
   private readonly flushOut = () => this.flush();
 
   constructor(private readonly svc: C2sServices, raw: net.Socket, directTls: boolean, private readonly tooMany = false) {
-    this.id = `c2s${(++nextId).toString(36)}${randomBytes(3).toString('hex')}`;
+    this.id = `c2s${(++nextId).toString(36)}${randomHex(3)}`;
     this.ip = raw.remoteAddress ?? '?';
     this.debug = svc.log.isLevelEnabled('debug');
     this.socket = raw;
@@ -237,7 +238,7 @@ export class C2sConnection implements Session {
 
   private sendHeader(from: string, to?: string): void {
     // RFC 6120 §4.7: our response header; a fresh id for every stream (also after restarts).
-    let h = `<?xml version='1.0'?><stream:stream xmlns='${NS.CLIENT}' xmlns:stream='${NS.STREAM}' id='${randomBytes(12).toString('base64url')}' from='${escapeAttr(from)}'`;
+    let h = `<?xml version='1.0'?><stream:stream xmlns='${NS.CLIENT}' xmlns:stream='${NS.STREAM}' id='${randomBase64url(12)}' from='${escapeAttr(from)}'`;
     if (to) h += ` to='${escapeAttr(to)}'`;
     h += ` version='1.0' xml:lang='${escapeAttr(this.lang)}'>`;
     this.write(h);
@@ -632,7 +633,7 @@ function isRegisterRequest(el: XmlElement): boolean {
 }
 
 function generateResource(): string {
-  return `amsel-${randomBytes(6).toString('base64url')}`;
+  return `amsel-${randomBase64url(6)}`;
 }
 
 function decodeBase64(s: string): Buffer | undefined {
