@@ -83,8 +83,9 @@ export class C2sConnection implements Session {
   private closeReason = 'connection closed';
   /** Child logger, made on first use: most connections never log anything at the usual levels. */
   private childLog: C2sServices['log'] | undefined;
-  /** Debug logging on (checked once: its arguments, e.g. cipher names, are not free). */
+  /** Debug / info logging on (checked once: the child logger and the arguments are not free). */
   private readonly debug: boolean;
+  private readonly info: boolean;
   private readonly onData = (chunk: Buffer) => this.parser.write(chunk);
   /** Parser callbacks, shared by the connection's successive parsers (restarts after TLS and SASL). */
   private readonly handlers: StreamParserHandlers = {
@@ -102,6 +103,7 @@ export class C2sConnection implements Session {
     this.id = `c2s${(++nextId).toString(36)}${randomHex(3)}`;
     this.ip = raw.remoteAddress ?? '?';
     this.debug = svc.log.isLevelEnabled('debug');
+    this.info = svc.log.isLevelEnabled('info');
     this.socket = raw;
     this.closed = new Promise((r) => (this.resolveClosed = r));
     raw.setNoDelay(true);
@@ -524,7 +526,7 @@ export class C2sConnection implements Session {
     this.state = 'need-bind';
     this.headerSent = false;
     this.newParser();
-    this.log.info({ jid: `${local}@${this.host}`, ip: this.ip }, 'authenticated');
+    if (this.info) this.log.info({ jid: `${local}@${this.host}`, ip: this.ip }, 'authenticated');
   }
 
   private async saslFail(condition: string, text?: string, username?: string, negotiation = false): Promise<void> {
@@ -619,7 +621,7 @@ export class C2sConnection implements Session {
       existing.close(new StreamError('conflict', 'Replaced by a new connection')).catch((err: unknown) => this.log.warn({ err }, 'closing the replaced session failed'));
     }
     this.send(iqResult(reply, x('bind', { xmlns: NS.BIND }, x('jid', null, jid.toString()))));
-    this.log.info({ jid: jid.toString() }, 'resource bound');
+    if (this.info) this.log.info({ jid: jid.toString() }, 'resource bound');
     await this.svc.sessionBound(this);
   }
 }
