@@ -478,7 +478,12 @@ export class XmppClient implements SplitterSink {
 
   private attach(s: net.Socket): void {
     s.on('data', (d: Buffer) => this.splitter.feed(d));
-    s.on('error', (e: Error) => this.fail(`socket error: ${e.message}`));
+    s.on('error', (e: NodeJS.ErrnoException) => {
+      // A reset after both streams ended is a TCP/TLS teardown race (ejabberd closes its socket
+      // while our close_notify is in flight), not a failed login.
+      if (this.closing && this.serverEnded && (e.code === 'ECONNRESET' || e.code === 'EPIPE')) return;
+      this.fail(`socket error: ${e.message}`);
+    });
     s.on('close', () => this.onSocketClose());
   }
 
