@@ -37,6 +37,8 @@ export interface ModuleContext<Cfg = Record<string, unknown>> {
     /** What every loaded module declared so far (read by the disco module at query time). */
     features(on?: 'host' | 'account'): string[];
     identities(on?: 'host' | 'account'): DiscoIdentity[];
+    /** Changes whenever any module adds or removes a feature or identity (cache key). */
+    revision(): number;
   };
   /** Route a stanza (from and to set) as if the server sent it. */
   send(el: XmlElement): Promise<void>;

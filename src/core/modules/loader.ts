@@ -139,6 +139,7 @@ export class ModuleLoader {
         identity: (id, on = 'host') => keep(d.disco.addIdentity(host, on, id)),
         features: (on = 'host') => d.disco.featuresOf(host, on),
         identities: (on = 'host') => d.disco.identitiesOf(host, on),
+        revision: () => d.disco.revision,
       },
       send: (el: XmlElement) => d.router.send(el),
       request: (iq: XmlElement, timeoutMs?: number) => d.router.request(iq, timeoutMs),

@@ -120,6 +120,15 @@ test('the ver follows what is loaded: another module set or contact list gives a
     assert.equal(new Set(vers).size, 3);
     // Stable for the same configuration.
     assert.equal(capsOf(a.h.streamFeatures.for(a.alice)).attr('ver'), vers[0]);
+    // Computed once, but not kept past a change of what disco#info says: a feature declared
+    // after the first login (a module loading later) gives the next login another ver.
+    const undo = a.h.disco.addFeature(HOST, 'host', 'urn:example:late');
+    const later = capsOf(a.h.streamFeatures.for(a.alice)).attr('ver');
+    assert.notEqual(later, vers[0]);
+    await a.h.router.fromClient(a.alice, infoIq('late'));
+    assert.equal(verFromDisco(a.alice.take()[0]!.getChild('query', NS.DISCO_INFO)!), later);
+    undo();
+    assert.equal(capsOf(a.h.streamFeatures.for(a.alice)).attr('ver'), vers[0]);
   } finally {
     await Promise.all([a, b, c].map(({ h }) => h.stop()));
   }

@@ -4,9 +4,10 @@
 // disco#info on the node '<CAPS_NODE>#<ver>' (§6.2) from the same data (disco/info.ts).
 //
 // The hash is computed when the features are sent, not at load time: modules that load after
-// this one still declare features, and the answer must match what disco#info says now.
+// this one still declare features, and the answer must match what disco#info says now. It is
+// kept until the disco registry's revision changes.
 import { defineModule } from '../../core/modules/define.ts';
-import { x } from '../../xml/index.ts';
+import { x, type XmlElement } from '../../xml/index.ts';
 import { NS } from '../../xmpp/ns.ts';
 import { hostInfo } from '../disco/info.ts';
 import { CAPS_NODE, capsVer } from './ver.ts';
@@ -20,11 +21,16 @@ export default defineModule({
   setup(ctx) {
     // §7 (Determining Support): an entity that supports caps advertises the namespace.
     ctx.disco.feature(NS.CAPS);
+    // Offered at every login: computed again only when a module changed what disco#info says.
+    let cached: { revision: number; el: XmlElement | undefined } | undefined;
     ctx.streamFeature(() => {
+      const revision = ctx.disco.revision();
+      if (cached?.revision === revision) return cached.el;
       const info = hostInfo(ctx);
       // Without the disco module nobody could verify the hash (§5.4): offer nothing.
-      if (!info.features.includes(NS.DISCO_INFO)) return undefined;
-      return x('c', { xmlns: NS.CAPS, hash: 'sha-1', node: CAPS_NODE, ver: capsVer(info) });
+      const el = info.features.includes(NS.DISCO_INFO) ? x('c', { xmlns: NS.CAPS, hash: 'sha-1', node: CAPS_NODE, ver: capsVer(info) }) : undefined;
+      cached = { revision, el };
+      return el;
     });
   },
 });
