@@ -42,7 +42,7 @@ export interface Target {
 }
 
 export const FULL_RUNS: readonly RunSpec[] = [
-  { name: 'login', scenario: 'login', args: { logins: 3000, concurrency: 20 } },
+  { name: 'login', scenario: 'login', args: { logins: 3000, concurrency: 20, warmup: 1000 } },
   { name: 'idle:1000', scenario: 'idle', args: { n: 1000 } },
   { name: 'idle:5000', scenario: 'idle', args: { n: 5000 } },
   { name: 'idle:10000', scenario: 'idle', args: { n: 10_000 } },

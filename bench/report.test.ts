@@ -240,7 +240,7 @@ describe('compare: arguments and plan', () => {
   it('the full list has the required runs and counts', () => {
     assert.deepEqual(FULL_RUNS.map((r) => r.name), ['login', 'idle:1000', 'idle:5000', 'idle:10000', 'chat:closed', 'chat:rate', 'roster', 'aging']);
     const login = FULL_RUNS.find((r) => r.name === 'login')!;
-    assert.deepEqual(login.args, { logins: 3000, concurrency: 20 });
+    assert.deepEqual(login.args, { logins: 3000, concurrency: 20, warmup: 1000 });
     assert.equal(FULL_RUNS.find((r) => r.name === 'chat:closed')!.args.messages, 100_000);
     assert.ok(!QUICK_RUNS.some((r) => r.name === 'aging'));
   });
