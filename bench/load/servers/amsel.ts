@@ -12,21 +12,10 @@ import { moduleStorageOptions } from '../../../src/modules/storage-options.ts';
 import { deriveScramCredential } from '../../../src/core/auth/scram.ts';
 import { ROOT, AMSEL_BIN } from '../../../src/testing/index.ts';
 import type { BenchServer, Provision, StartServer } from '../types.ts';
+import { freePorts } from './common.ts';
 
 const DOMAIN = 'localhost';
 const ITERATIONS = 4096;
-
-/** A free loopback TCP port (bound and released; fine for a benchmark on an otherwise idle box). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitForPort(port: number, deadline: number, exited: () => boolean): Promise<void> {
   for (;;) {
@@ -79,7 +68,7 @@ export const startAmsel: StartServer = async ({ dir, provision: p, env }) => {
   const certs = await ensureDevCert(path.join(ROOT, '.amsel-test/bench-certs'), [DOMAIN]);
   const dbPath = path.join(dir, 'amsel.db');
   await provision(dbPath, p);
-  const [c2s, directTls] = [await freePort(), await freePort()];
+  const [c2s, directTls] = (await freePorts(2)) as [number, number];
   const config = {
     hosts: [DOMAIN],
     dataDir: dir,
