@@ -15,6 +15,13 @@ export function createClient(opts: ClientOptions): XmppClient {
   (c as unknown as { reconnect?: { stop(): void } }).reconnect?.stop();
   // @xmpp/connection waits 2 s for each step by default: too little on a loaded test machine.
   (c as unknown as { timeout: number }).timeout = 15_000;
+  // @xmpp/iq's request() registers its reply promise, then awaits the send; an error reply that
+  // arrives before the send's callback rejects a promise nobody awaits yet, and node:test fails
+  // the test on that unhandled rejection. Mark each pending reply as handled; the caller that
+  // awaits it still gets the rejection.
+  const handlers = (c as unknown as { iqCaller: { handlers: Map<string, { promise: Promise<unknown> }> } }).iqCaller.handlers;
+  const set = handlers.set.bind(handlers);
+  handlers.set = (id, d) => { d.promise.catch(() => undefined); return set(id, d); };
   if (opts.mechanism) {
     const factory = (c as unknown as { saslFactory: { _mechs: { name: string }[] } }).saslFactory;
     factory._mechs = factory._mechs.filter((m) => m.name === opts.mechanism);
