@@ -56,7 +56,13 @@ describe('config defaults', () => {
       tlsHandshakeTimeoutMs: 10000,
       authTimeoutMs: 30000,
       maxUnauthenticatedPerIp: 10,
+      maxUnauthenticatedTotal: 2000,
       maxResourcesPerAccount: 10,
+      bytesPerSecond: 51200,
+      burstBytes: 262144,
+      unauthenticatedBytesPerSecond: 4096,
+      unauthenticatedBurstBytes: 16384,
+      maxIqsInFlight: 128,
     });
     assert.deepEqual(c.auth, {
       mechanisms: ['SCRAM-SHA-1', 'SCRAM-SHA-256', 'SCRAM-SHA-1-PLUS', 'SCRAM-SHA-256-PLUS', 'PLAIN'],

@@ -242,10 +242,44 @@ const LimitsSchema = z
       .describe('Time from connecting until authentication must be complete, in milliseconds.'),
     maxUnauthenticatedPerIp: positiveInt(1)
       .default(10)
-      .describe('Connections one IP address may hold open before authenticating.'),
+      .describe(
+        'Connections one IP address may hold open before binding a resource; further ones get ' +
+          '`<policy-violation/>` at once (on the Direct TLS port they are dropped before the handshake).',
+      ),
+    maxUnauthenticatedTotal: positiveInt(1)
+      .default(2000)
+      .describe(
+        'Connections the whole server holds open before they bind a resource (all addresses together: ' +
+          'an attacker with many addresses gets past the per-IP limit); further ones get ' +
+          '`<resource-constraint/>` at once (on the Direct TLS port they are dropped before the handshake).',
+      ),
     maxResourcesPerAccount: positiveInt(1)
       .default(10)
-      .describe('Sessions (resources) one account may have bound at the same time.'),
+      .describe('Sessions (resources) one account may have bound at the same time; binding one more gets `<resource-constraint/>`.'),
+    bytesPerSecond: positiveInt(0)
+      .default(51_200)
+      .describe(
+        'Sustained rate at which the server reads from one bound session, in bytes per second. A faster ' +
+          'sender is slowed down (the server stops reading until the rate allows more), never cut off. 0: no limit.',
+      ),
+    burstBytes: positiveInt(1024)
+      .default(262_144)
+      .describe('Bytes a bound session may send at once before `bytesPerSecond` applies (a full bucket).'),
+    unauthenticatedBytesPerSecond: positiveInt(0)
+      .default(4096)
+      .describe(
+        'Like `bytesPerSecond`, for a connection that has not bound a resource yet (a login needs about ' +
+          '2 KiB). 0: no limit.',
+      ),
+    unauthenticatedBurstBytes: positiveInt(1024)
+      .default(16_384)
+      .describe('Like `burstBytes`, for a connection that has not bound a resource yet.'),
+    maxIqsInFlight: positiveInt(1)
+      .default(128)
+      .describe(
+        'IQ requests one session may have sent to other entities (full JIDs) and not yet had answered ' +
+          '(forgotten after 60 s or when the other session ends); further ones get `<resource-constraint/>` (type wait).',
+      ),
   })
   .prefault({})
   .describe('Resource limits that protect the server from misbehaving peers.');

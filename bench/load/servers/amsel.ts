@@ -79,8 +79,9 @@ export const startAmsel: StartServer = async ({ dir, provision: p, env }) => {
       c2sDirectTls: { port: directTls, address: '127.0.0.1' },
       s2s: { enabled: false },
     },
-    // All load comes from 127.0.0.1: the per-IP pre-auth cap would throttle the load tool.
-    limits: { maxUnauthenticatedPerIp: 100_000 },
+    // All load comes from 127.0.0.1: the per-IP and total pre-auth caps would throttle the load
+    // tool, and the read shaper would measure itself; the reference servers run unshaped too.
+    limits: { maxUnauthenticatedPerIp: 100_000, maxUnauthenticatedTotal: 100_000, bytesPerSecond: 0, unauthenticatedBytesPerSecond: 0 },
     log: { level: 'warn', format: 'json' },
   };
   const configFile = path.join(dir, 'amsel.yaml');

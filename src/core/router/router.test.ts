@@ -3,7 +3,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { Router, type IqContext, type RoutedStanza } from './router.ts';
+import { Router, ROUTED_IQ_TIMEOUT_MS, type IqContext, type RoutedStanza } from './router.ts';
 import { LocalSessionRegistry } from '../sessions/registry.ts';
 import type { Session } from '../sessions/session.ts';
 import { Jid } from '../../jid/index.ts';
@@ -39,7 +39,7 @@ class FakeSession implements Session {
   async close(): Promise<void> {}
 }
 
-function setup() {
+function setup(opts: { maxIqsInFlight?: number } = {}) {
   const lines: Record<string, unknown>[] = [];
   const destination = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -49,7 +49,7 @@ function setup() {
   });
   const log = createLogger({ level: 'trace', format: 'json', destination });
   const registry = new LocalSessionRegistry();
-  const router = new Router({ log, registry, isLocalHost: (d) => d === HOST });
+  const router = new Router({ log, registry, isLocalHost: (d) => d === HOST, maxIqsInFlight: opts.maxIqsInFlight });
   const connect = (jid: string, opts?: { available?: boolean; priority?: number }) => {
     const s = new FakeSession(jid, opts);
     registry.add(s);
@@ -606,4 +606,91 @@ test('a server-originated IQ get without payload is answered with bad-request, n
   const bob = connect('bob@example.test/phone');
   await router.send(x('iq', { xmlns: NS.CLIENT, type: 'get', id: 'np', from: 'bob@example.test/phone', to: HOST }));
   assert.deepEqual(errorOf(bob.sent[0]), { condition: 'bad-request', type: 'modify' });
+});
+
+describe('IQs in flight per session (limits.maxIqsInFlight)', () => {
+  const LIMIT = 4;
+  const req = (id: string, to = 'bob@example.test/phone') => iq({ type: 'get', id, to }, q());
+
+  test('requests to another session beyond the limit get resource-constraint (wait) at once, logged once per burst', async () => {
+    const { router, connect, alice, lines } = setup({ maxIqsInFlight: LIMIT });
+    const bob = connect('bob@example.test/phone');
+    for (let i = 0; i < LIMIT + 3; i++) await router.fromClient(alice, req(`r${i}`));
+    assert.equal(bob.sent.length, LIMIT, 'only the first LIMIT reach the other session');
+    const errors = alice.sent.splice(0);
+    assert.equal(errors.length, 3);
+    for (const [i, e] of errors.entries()) {
+      assert.equal(e.attr('id'), `r${LIMIT + i}`);
+      assert.deepEqual(errorOf(e), { condition: 'resource-constraint', type: 'wait' });
+      assert.equal(e.attr('from'), 'bob@example.test/phone');
+    }
+    const warned = () => lines.filter((l) => l.msg === 'IQs in flight limit reached: refusing requests');
+    assert.equal(warned().length, 1, 'one log line for the burst');
+    assert.equal(warned()[0]!.sid, alice.id);
+
+    // An answer (result or error) frees a place; the next burst is logged again.
+    await router.fromClient(bob, iq({ type: 'result', id: 'r0', to: 'alice@example.test/desk' }));
+    await router.fromClient(bob, iq({ type: 'error', id: 'r1', to: 'alice@example.test/desk' }, x('error', { type: 'cancel' })));
+    assert.equal(alice.sent.splice(0).length, 2, 'the answers reach alice');
+    await router.fromClient(alice, req('s1'));
+    await router.fromClient(alice, req('s2'));
+    assert.equal(bob.sent.length, LIMIT + 2);
+    assert.deepEqual(alice.sent, []);
+    await router.fromClient(alice, req('s3'));
+    assert.deepEqual(errorOf(alice.sent.pop()), { condition: 'resource-constraint', type: 'wait' });
+    assert.equal(warned().length, 2);
+  });
+
+  test('only answers from the asked session count; other traffic is not limited', async () => {
+    const { router, connect, alice } = setup({ maxIqsInFlight: 2 });
+    const bob = connect('bob@example.test/phone');
+    const carol = connect('carol@example.test/pc');
+    await router.fromClient(alice, req('a'));
+    await router.fromClient(alice, req('b'));
+    // carol answering 'a' (she was not asked) frees nothing.
+    await router.fromClient(carol, iq({ type: 'result', id: 'a', to: 'alice@example.test/desk' }));
+    alice.sent.length = 0;
+    await router.fromClient(alice, req('c'));
+    assert.deepEqual(errorOf(alice.sent.pop()), { condition: 'resource-constraint', type: 'wait' });
+    // The same id asked twice needs two answers.
+    const { router: r2, connect: c2, alice: a2 } = setup({ maxIqsInFlight: 2 });
+    const b2 = c2('bob@example.test/phone');
+    await r2.fromClient(a2, req('same'));
+    await r2.fromClient(a2, req('same'));
+    await r2.fromClient(b2, iq({ type: 'result', id: 'same', to: 'alice@example.test/desk' }));
+    a2.sent.length = 0;
+    await r2.fromClient(a2, req('next'));
+    assert.deepEqual(a2.sent, [], 'one answered: one place free');
+    await r2.fromClient(a2, req('next2'));
+    assert.deepEqual(errorOf(a2.sent.pop()), { condition: 'resource-constraint', type: 'wait' });
+    // Requests the server handles, messages and requests to absent resources are not counted.
+    router.registerIq(HOST, 'get', 'host', Q, 'query', () => undefined);
+    for (let i = 0; i < 5; i++) await router.fromClient(alice, iq({ type: 'get', id: `h${i}`, to: HOST }, q()));
+    assert.ok(alice.sent.splice(0).every((e) => e.attr('type') === 'result'));
+    for (let i = 0; i < 5; i++) await router.fromClient(alice, msg({ to: 'bob@example.test/phone', type: 'chat' }));
+    assert.deepEqual(alice.sent, []);
+    assert.equal(bob.sent.filter((e) => e.name === 'message').length, 5);
+  });
+
+  test('requests to a session that has gone, or unanswered for too long, stop counting', async (t) => {
+    const { router, registry, connect, alice } = setup({ maxIqsInFlight: 2 });
+    const bob = connect('bob@example.test/phone');
+    const carol = connect('carol@example.test/pc');
+    await router.fromClient(alice, req('a'));
+    await router.fromClient(alice, req('b'));
+    registry.remove(bob);
+    alice.sent.length = 0;
+    await router.fromClient(alice, req('c', 'carol@example.test/pc'));
+    assert.deepEqual(alice.sent, [], 'bob is gone: his two no longer count');
+    assert.equal(carol.sent.length, 1);
+
+    t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
+    await router.fromClient(alice, req('d', 'carol@example.test/pc'));
+    await router.fromClient(alice, req('e', 'carol@example.test/pc'));
+    assert.deepEqual(errorOf(alice.sent.pop()), { condition: 'resource-constraint', type: 'wait' });
+    t.mock.timers.tick(ROUTED_IQ_TIMEOUT_MS + 1);
+    await router.fromClient(alice, req('f', 'carol@example.test/pc'));
+    assert.deepEqual(alice.sent, [], 'unanswered past the timeout: forgotten');
+    assert.equal(carol.sent.length, 3);
+  });
 });

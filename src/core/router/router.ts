@@ -8,6 +8,10 @@ import type { Logger } from '../../observability/log.ts';
 import type { Session } from '../sessions/session.ts';
 import type { SessionRegistry } from '../sessions/registry.ts';
 import { randomBase64url } from '../util/random.ts';
+import { StorageUnavailableError } from '../../storage/faults.ts';
+
+/** At most one log line per this interval about stanzas bounced because storage is unavailable. */
+export const STORAGE_FAULT_LOG_INTERVAL_MS = 10_000;
 
 /** Where a stanza is addressed, relative to the hosts we serve. */
 export type Addressing = 'host' | 'bare' | 'full' | 'remote';
@@ -53,13 +57,39 @@ export interface RouterDeps {
   log: Logger;
   registry: SessionRegistry;
   isLocalHost(domain: string): boolean;
+  /** limits.maxIqsInFlight: IQ requests a client session may have routed to full JIDs, unanswered. */
+  maxIqsInFlight?: number;
+}
+
+/** A routed IQ request counts as in flight for at most this long without an answer. */
+export const ROUTED_IQ_TIMEOUT_MS = 60_000;
+const DEFAULT_MAX_IQS_IN_FLIGHT = 128;
+
+/**
+ * IQ requests one client session sent to full JIDs (other sessions) and that are not answered
+ * yet. Only these need counting: a request the server handles itself is handled before the
+ * next stanza of that session (the connection's serial queue), one at a time.
+ */
+interface InFlight {
+  /** Key: the target's full JID and the request id. Ids may repeat, so a count per key. */
+  readonly byKey: Map<string, { target: Session; jid: Jid; n: number; deadline: number }>;
+  n: number;
+  /** Refusing since the last accepted request (one log line per burst). */
+  refusing: boolean;
+  /** Last sweep (at most one a second: a client flooding at the limit must not make each request cost a scan). */
+  sweptAt: number;
 }
 
 export class Router {
   private readonly hosts = new Map<string, HostTable>();
   /** IQs the server sent and awaits, keyed by id (ids are random, so unguessable by peers). */
   private readonly pending = new Map<string, { resolve: (el: XmlElement) => void; reject: (e: Error) => void; peer: string; timer: NodeJS.Timeout }>();
-  constructor(private readonly deps: RouterDeps) {}
+  /** Per client session: its IQ requests routed to other sessions (gone with the session). */
+  private readonly inFlight = new WeakMap<Session, InFlight>();
+  private readonly maxIqsInFlight: number;
+  constructor(private readonly deps: RouterDeps) {
+    this.maxIqsInFlight = deps.maxIqsInFlight ?? DEFAULT_MAX_IQS_IN_FLIGHT;
+  }
 
   private table(host: string): HostTable {
     let t = this.hosts.get(host);
@@ -220,7 +250,16 @@ export class Router {
     const isRequest = s.type === 'get' || s.type === 'set';
     if (s.addressing === 'full') {
       const target = this.deps.registry.get(s.to);
-      if (target) target.send(s.el);
+      if (target) {
+        if (s.session !== undefined) {
+          if (isRequest) {
+            if (!this.startInFlight(s.session, target, s)) return undefined;
+          } else {
+            this.endInFlight(target, s);
+          }
+        }
+        target.send(s.el);
+      }
       // RFC 6121 §8.5.3.2.1: no such resource
       else if (isRequest) this.bounce(s.el, new StanzaError('service-unavailable'), s.session);
       return undefined;
@@ -257,6 +296,60 @@ export class Router {
     if (r !== undefined && !(r instanceof XmlElement)) return this.awaitIq(s, r);
     this.replyIq(s, r);
     return undefined;
+  }
+
+  /**
+   * Count an IQ request from a client session to another session; false (and the request is
+   * answered with <resource-constraint/>, type wait) when the session has too many unanswered.
+   */
+  private startInFlight(from: Session, target: Session, s: RoutedStanza): boolean {
+    let f = this.inFlight.get(from);
+    if (f === undefined) this.inFlight.set(from, (f = { byKey: new Map(), n: 0, refusing: false, sweptAt: 0 }));
+    const now = Date.now();
+    if (f.n >= this.maxIqsInFlight && now - f.sweptAt >= 1000) this.sweepInFlight(f, now);
+    if (f.n >= this.maxIqsInFlight) {
+      if (!f.refusing) {
+        f.refusing = true;
+        this.deps.log.warn({ sid: from.id, limit: this.maxIqsInFlight }, 'IQs in flight limit reached: refusing requests');
+      }
+      this.bounce(s.el, new StanzaError('resource-constraint', 'Too many IQ requests awaiting an answer'), from);
+      return false;
+    }
+    f.refusing = false;
+    // The stamped 'to' is the target's normalised full JID: the answer's stamped 'from'.
+    const key = `${s.el.attr('to')}\u0000${s.el.attr('id')}`;
+    const e = f.byKey.get(key);
+    if (e !== undefined && e.target === target) {
+      e.n++;
+      e.deadline = now + ROUTED_IQ_TIMEOUT_MS;
+    } else {
+      if (e !== undefined) f.n -= e.n; // the old target session is gone: its requests with it
+      f.byKey.set(key, { target, jid: s.to, n: 1, deadline: now + ROUTED_IQ_TIMEOUT_MS });
+    }
+    f.n++;
+    return true;
+  }
+
+  /** An answer (result or error) from a session to `requester`: one request less in flight. */
+  private endInFlight(requester: Session, s: RoutedStanza): void {
+    const f = this.inFlight.get(requester);
+    if (f === undefined || f.n === 0) return;
+    const key = `${s.el.attr('from')}\u0000${s.el.attr('id')}`;
+    const e = f.byKey.get(key);
+    if (e === undefined) return;
+    f.n--;
+    if (--e.n === 0) f.byKey.delete(key);
+  }
+
+  /** Forget requests past their time and those to sessions that have ended (only when at the limit). */
+  private sweepInFlight(f: InFlight, now: number): void {
+    f.sweptAt = now;
+    for (const [key, e] of f.byKey) {
+      if (e.deadline <= now || this.deps.registry.get(e.jid) !== e.target) {
+        f.n -= e.n;
+        f.byKey.delete(key);
+      }
+    }
   }
 
   private async awaitIq(s: RoutedStanza, pending: PromiseLike<XmlElement | undefined>): Promise<void> {
@@ -325,8 +418,27 @@ export class Router {
       return this.deliverReply(s, errorReply(s.el, err));
     }
     if (err instanceof StanzaError) return this.bounce(s.el, err, s.session);
+    if (err instanceof StorageUnavailableError) {
+      // Disk full, database unreachable: nothing was stored, so the sender is told to retry later
+      // (RFC 6120 §8.3.3.18: lacks the system resources; type wait), never left in silence.
+      this.storageFault(err);
+      return this.bounce(s.el, new StanzaError('resource-constraint', 'Storage is temporarily unavailable; try again later'), s.session);
+    }
     this.deps.log.error({ err, kind: s.kind, sid: s.session?.id }, 'stanza handler failed');
     this.bounce(s.el, new StanzaError('internal-server-error'), s.session);
+  }
+
+  private faultLog = { at: 0, bounced: 0 };
+
+  /** One warning per STORAGE_FAULT_LOG_INTERVAL_MS however many stanzas fail (a full disk must not also fill the log). */
+  private storageFault(err: StorageUnavailableError): void {
+    const f = this.faultLog;
+    f.bounced++;
+    const now = Date.now();
+    if (now - f.at < STORAGE_FAULT_LOG_INTERVAL_MS) return;
+    this.deps.log.warn({ code: err.code, reason: err.message, bounced: f.bounced }, 'storage unavailable: stanzas answered with resource-constraint');
+    f.at = now;
+    f.bounced = 0;
   }
 
   /** Answer a stanza with an error, unless it is an error itself (never bounce errors: no loops). */

@@ -8,9 +8,13 @@
 // the rest stay stored for the next one.
 //
 // Decisions (see also stored.ts):
-// - Full limit: `maxMessages` per account; the next message is bounced with service-unavailable
-//   (XEP-0160 §2: "because the recipient's offline message queue is full, the server returns a
-//   service-unavailable error"), without text, so it reads the same as an unknown account.
+// - Full limits: `maxMessages` and `maxBytes` (serialized stanzas) per account; a message that
+//   would exceed either is bounced with service-unavailable (XEP-0160 §2: "because the
+//   recipient's offline message queue is full, the server returns a service-unavailable error"),
+//   without text, so it reads the same as an unknown account. The count and bytes stored per
+//   account are read from storage once and then kept in memory (dropped after delivery, on
+//   account deletion and after the retention sweep), so a sender hammering a full queue costs
+//   no storage read per message.
 // - XEP-0334: <no-store/> is not stored (§4.2), so the router bounces it with
 //   service-unavailable; <no-permanent-store/> may be stored temporarily for delivery (§4.1:
 //   "happy for it to be stored temporarily ... if the recipient is offline"); <store/> (§4.4)
@@ -23,7 +27,7 @@
 //   daily sweep (archive deleteOlderThan). Deleting the account deletes them (archive kind).
 // - Count check and append, and delivery, run one at a time per account in this process (so
 //   the limit holds under concurrent senders and no message slips between delivery and the
-//   resource becoming available). A cluster needs a shared lock here.
+//   resource becoming available). A cluster needs a shared lock here, and a shared usage count.
 import { z } from 'zod';
 import { defineModule } from '../../core/modules/define.ts';
 import type { RoutedStanza } from '../../core/router/router.ts';
@@ -40,10 +44,14 @@ const DELIVERY_BATCH = 100;
 const HANDLER_PRIORITY = -100;
 /** Session mark: initial presence had a negative priority, so delivery waits (XEP-0160 §2). */
 const MARK_DEFERRED = 'offline:deferred';
+/** Accounts whose usage is kept in memory; beyond, the oldest entry is dropped (and re-read when needed). */
+const MAX_USAGE_ENTRIES = 10_000;
 
 const ConfigSchema = z.strictObject({
   maxMessages: z.number().int().min(1).default(1000)
     .describe('Messages stored per account while it is offline; further messages are bounced with service-unavailable (XEP-0160 §2).'),
+  maxBytes: z.number().int().min(10_000).default(1_048_576)
+    .describe('Bytes of stored messages (serialized stanzas) per account; a message that would exceed it is bounced with service-unavailable, like one over `maxMessages`.'),
   retentionDays: z.number().int().min(1).default(30)
     .describe('Stored messages older than this are deleted (daily sweep) and never delivered.'),
 });
@@ -60,8 +68,21 @@ export default defineModule({
   setup(ctx) {
     const archive = ctx.storage.archive<StoredMessage>('offline');
     const queue = new KeyedLock();
-    const { maxMessages, retentionDays } = ctx.config;
+    const { maxMessages, maxBytes, retentionDays } = ctx.config;
     const cutoff = () => new Date(Date.now() - retentionDays * DAY_MS);
+
+    /** Messages and bytes stored per account (localpart), as far as known; read under the account's lock. */
+    const usage = new Map<string, { count: number; bytes: number }>();
+    const usageOf = async (local: string) => {
+      let u = usage.get(local);
+      if (u !== undefined) return u;
+      const items = await archive.query(ctx.host, local);
+      u = { count: items.length, bytes: 0 };
+      for (const item of items) u.bytes += typeof item.value?.stanza === 'string' ? Buffer.byteLength(item.value.stanza) : 0;
+      if (usage.size >= MAX_USAGE_ENTRIES) usage.delete(usage.keys().next().value!);
+      usage.set(local, u);
+      return u;
+    };
 
     ctx.disco.feature('msgoffline'); // XEP-0160 §4
 
@@ -82,11 +103,16 @@ export default defineModule({
         if (hasNoStoreHint(s.el)) return false; // XEP-0334 §4.2 → service-unavailable
         // Unknown account: the router answers service-unavailable (RFC 6121 §8.5.1).
         if (!(await ctx.accounts.exists(owner.local))) return false;
-        if ((await archive.count(ctx.host, owner.local)) >= maxMessages) {
-          ctx.log.info({ sid: s.session?.id, to: owner.toString() }, 'offline: storage full, message bounced');
+        const u = await usageOf(owner.local);
+        const value = toStored(s.el, ctx.host);
+        const bytes = Buffer.byteLength(value.stanza);
+        if (u.count >= maxMessages || u.bytes + bytes > maxBytes) {
+          ctx.log.info({ sid: s.session?.id, to: owner.toString(), limit: u.count >= maxMessages ? 'maxMessages' : 'maxBytes' }, 'offline: storage full, message bounced');
           throw new StanzaError('service-unavailable'); // XEP-0160 §2: queue full
         }
-        await archive.append(ctx.host, owner.local, { with: s.from.bare.toString(), value: toStored(s.el, ctx.host) });
+        await archive.append(ctx.host, owner.local, { with: s.from.bare.toString(), value });
+        u.count++;
+        u.bytes += bytes;
         return true;
       });
     };
@@ -101,6 +127,8 @@ export default defineModule({
     /** Hand every stored message to this session, oldest first, deleting each batch once sent. */
     const deliver = (session: Session) => queue.run(session.jid.bare.toString(), async () => {
       const owner = session.username;
+      // Read again when next needed (messages may remain: a session gone midway, expired ones).
+      usage.delete(owner);
       // Expired messages are never delivered (left to the daily sweep).
       const start = cutoff();
       let delivered = 0;
@@ -129,6 +157,10 @@ export default defineModule({
       if (delivered) ctx.log.debug({ sid: session.id, delivered }, 'offline: messages delivered');
     });
 
+    ctx.on('user:deleted', ({ host, username }) => {
+      if (host === ctx.host) usage.delete(username);
+    });
+
     ctx.on('presence:available', async ({ session, initial }) => {
       if (session.host !== ctx.host) return;
       if (session.priority < 0) {
@@ -144,6 +176,7 @@ export default defineModule({
     // Retention: one sweep a day over the whole 'offline' store.
     ctx.timers.every(DAY_MS, async () => {
       const n = await archive.deleteOlderThan(cutoff());
+      usage.clear();
       if (n) ctx.log.info({ deleted: n, retentionDays }, 'offline: expired messages deleted');
     });
   },

@@ -200,6 +200,49 @@ for (const variant of storageVariants(defs)) {
       }
     });
 
+    test('maxBytes: a message that would take the stored bytes past the limit is bounced like a full queue', async () => {
+      const { h, alice, stop } = await setup({ offline: { maxBytes: 10_000 } });
+      try {
+        const archive = h.storage.archive<StoredMessage>('offline');
+        // Stored before (another process lifetime): counted, read from storage on first use.
+        const earlier = x('message', { xmlns: NS.CLIENT, from: `${ALICE}/desk`, to: BOB, type: 'chat' }, x('body', null, 'e'.repeat(6000)));
+        await archive.append(HOST, 'bob', { value: { stanza: earlier.toString() } });
+        const storedBytes = async () => (await stored(h)).reduce((n, i) => n + Buffer.byteLength(i.value.stanza), 0);
+
+        await h.router.fromClient(alice, msg(BOB, 'a'.repeat(3000), { id: 'fits' }));
+        assert.deepEqual(alice.take(), []);
+        await h.router.fromClient(alice, msg(BOB, 'b'.repeat(1000), { id: 'too-big' }));
+        const [err] = alice.take();
+        assert.equal(err?.attr('id'), 'too-big');
+        assert.equal(errorCondition(err), 'service-unavailable');
+        assert.equal(err?.getChild('error')?.attr('type'), 'cancel');
+        await h.router.fromClient(alice, msg(BOB, 'small', { id: 'small' }));
+        assert.deepEqual(alice.take(), [], 'a smaller one still fits');
+        assert.equal((await stored(h)).length, 3);
+        assert.ok((await storedBytes()) <= 10_000);
+        // Concurrent senders cannot push past the limit either.
+        await Promise.all([1, 2, 3, 4].map((i) => h.router.fromClient(alice, msg(BOB, String(i).repeat(300), { id: `c${i}` }))));
+        assert.ok((await storedBytes()) <= 10_000, `${await storedBytes()} bytes stored`);
+        alice.take();
+
+        // Delivery empties the queue, and the room is back.
+        const bob = await h.connect(`${BOB}/phone`);
+        await available(h, bob);
+        assert.ok(bob.take().length >= 3);
+        await h.disconnect(bob);
+        await h.router.fromClient(alice, msg(BOB, 'c'.repeat(9000), { id: 'after' }));
+        assert.deepEqual(alice.take(), []);
+        // A deleted and re-created account starts empty (its usage is forgotten with it).
+        assert.equal(await h.storage.accounts.delete(HOST, 'bob'), true);
+        await h.hooks.emit('user:deleted', { host: HOST, username: 'bob' });
+        await h.addUser(BOB);
+        await h.router.fromClient(alice, msg(BOB, 'd'.repeat(9000), { id: 'new-bob' }));
+        assert.deepEqual(alice.take(), []);
+      } finally {
+        await stop();
+      }
+    });
+
     test('to a full JID: live resource gets it, a gone resource falls back to storage', async () => {
       const { h, alice, stop } = await setup();
       try {

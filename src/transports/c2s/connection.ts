@@ -13,6 +13,7 @@ import { availableMechanisms, createMechanism, type ChannelBindingType, type Sas
 import type { Session } from '../../core/sessions/session.ts';
 import type { C2sServices } from './services.ts';
 import { randomBase64url, randomHex } from '../../core/util/random.ts';
+import { ReadShaper } from './shaper.ts';
 
 type State = 'need-tls' | 'tls-handshake' | 'need-auth' | 'need-bind' | 'bound' | 'closing' | 'closed';
 
@@ -85,7 +86,15 @@ export class C2sConnection implements Session {
   private offerCache: SaslOffer | undefined;
   private readonly queue: XmlElement[] = [];
   private draining = false;
+  /** Reading paused because the queue is full (see enqueue). */
   private paused = false;
+  /** Byte-rate shaping (limits.bytesPerSecond); undefined when off for the current state. */
+  private shaper: ReadShaper | undefined;
+  /** Set while reading is paused by the shaper: then parses `held` and resumes reading. */
+  private shapeTimer: NodeJS.Timeout | undefined;
+  /** What was read beyond the rate, parsed when the shaper's pause ends. */
+  private held: Buffer | undefined;
+  private shaped = false;
   private negotiationTimer: NodeJS.Timeout | undefined;
   private closeTimer: NodeJS.Timeout | undefined;
   private readonly closed: Promise<void>;
@@ -96,7 +105,21 @@ export class C2sConnection implements Session {
   /** Debug / info logging on (checked once: the child logger and the arguments are not free). */
   private readonly debug: boolean;
   private readonly info: boolean;
-  private readonly onData = (chunk: Buffer) => this.parser.write(chunk);
+  private readonly onData = (chunk: Buffer) => {
+    if (this.shaper !== undefined) {
+      const wait = this.shaper.take(chunk.length, performance.now());
+      if (wait > 0 || this.held !== undefined) return this.hold(chunk, wait);
+    }
+    this.parser.write(chunk);
+  };
+  private readonly shapeResume = () => {
+    this.shapeTimer = undefined;
+    const held = this.held;
+    this.held = undefined;
+    if (this.isEnding()) return;
+    if (held !== undefined) this.parser.write(held);
+    if (!this.paused && this.shapeTimer === undefined && !this.isEnding()) this.socket.resume();
+  };
   /** Parser callbacks, shared by the connection's successive parsers (restarts after TLS and SASL). */
   private readonly handlers: StreamParserHandlers = {
     streamStart: (h) => this.onStreamStart(h),
@@ -112,7 +135,8 @@ export class C2sConnection implements Session {
   private flushScheduled = false;
   private readonly flushOut = () => this.flush();
 
-  constructor(private readonly svc: C2sServices, raw: net.Socket, directTls: boolean, private readonly tooMany = false) {
+  /** `refusal`: a connection over a limit (see C2sListeners.accept), closed at once with this error. */
+  constructor(private readonly svc: C2sServices, raw: net.Socket, directTls: boolean, refusal?: StreamError) {
     this.id = `c2s${(++nextId).toString(36)}${randomHex(3)}`;
     this.ip = raw.remoteAddress ?? '?';
     this.debug = svc.log.isLevelEnabled('debug');
@@ -133,6 +157,15 @@ export class C2sConnection implements Session {
       if (this.debug) this.log.debug({ err: err.code ?? err.message }, 'socket error');
     });
     raw.on('close', () => this.onClose());
+    if (refusal) {
+      // Before the peer's header (RFC 6120 §4.9.1.1 allows the error right after our header):
+      // waiting for it would let a flood of silent connections hold sockets for authTimeoutMs.
+      // The listener logs refusals, rate-limited: no log line per connection of a flood.
+      void this.close(refusal, true);
+      return;
+    }
+    const l = svc.config.limits;
+    if (l.unauthenticatedBytesPerSecond > 0) this.shaper = new ReadShaper(l.unauthenticatedBytesPerSecond, l.unauthenticatedBurstBytes, performance.now());
     // Everything up to resource binding must finish within the authentication timeout.
     this.negotiationTimer = setTimeout(() => {
       if (this.state !== 'bound') void this.close(new StreamError('connection-timeout', 'Authentication took too long'));
@@ -161,12 +194,13 @@ export class C2sConnection implements Session {
     this.write(serialize(el, NS.CLIENT));
   }
 
-  close(error?: StreamError): Promise<void> {
+  /** `quiet`: no log line (the caller logs, e.g. refusals during a connection flood). */
+  close(error?: StreamError, quiet = false): Promise<void> {
     if (this.state === 'closed') return this.closed;
     if (this.state !== 'closing') {
       if (error) {
         this.closeReason = `stream error: ${error.condition}`;
-        this.log.info({ condition: error.condition, text: error.text }, 'closing stream with error');
+        if (!quiet) this.log.info({ condition: error.condition, text: error.text }, 'closing stream with error');
       }
       if (!this.headerSent) this.sendHeader(this.host || this.svc.config.hosts[0]!);
       let out = '';
@@ -192,6 +226,30 @@ export class C2sConnection implements Session {
 
   private isEnding(): boolean {
     return this.state === 'closing' || this.state === 'closed';
+  }
+
+  /**
+   * Over the byte rate: keep the chunk and stop reading for `ms`, then parse it (one timer per
+   * pause, none on the usual path). Holding the chunk, rather than parsing it and pausing after,
+   * means no byte is processed before the rate allows it.
+   */
+  private hold(chunk: Buffer, ms: number): void {
+    if (this.isEnding()) return;
+    if (this.held === undefined) {
+      this.held = chunk;
+      this.socket.pause();
+    } else {
+      // Already paused (a chunk the stream had in hand): keep the order, wait for both.
+      this.held = Buffer.concat([this.held, chunk]);
+      if (ms === 0) return;
+    }
+    clearTimeout(this.shapeTimer);
+    this.shapeTimer = setTimeout(this.shapeResume, ms);
+    if (!this.shaped) {
+      // Once per connection: a client that keeps sending fast is slowed, not reported per pause.
+      this.shaped = true;
+      this.log.info({ ip: this.ip, bound: this.state === 'bound', pauseMs: ms }, 'reading slowed: client over its byte rate');
+    }
   }
 
   /**
@@ -253,6 +311,9 @@ export class C2sConnection implements Session {
     this.state = 'closed';
     clearTimeout(this.negotiationTimer);
     clearTimeout(this.closeTimer);
+    clearTimeout(this.shapeTimer);
+    this.shapeTimer = undefined;
+    this.held = undefined;
     this.queue.length = 0;
     if (this.debug) this.log.debug({ reason: this.closeReason }, 'c2s connection closed');
     // close() resolves once the 'session:closed' handlers have run too (they never reject).
@@ -289,7 +350,6 @@ export class C2sConnection implements Session {
     if (!known || !sameHost) return void this.close(new StreamError('host-unknown', 'This server does not serve that domain'));
     const version = h.attrs.version ?? '';
     if (!/^1\.\d+$/.test(version)) return void this.close(new StreamError('unsupported-version', 'XMPP 1.0 streams only'));
-    if (this.tooMany) return void this.close(new StreamError('policy-violation', 'Too many unauthenticated connections from your address'));
     this.writeFeatures();
   }
 
@@ -341,7 +401,7 @@ export class C2sConnection implements Session {
         const el = this.queue.shift()!;
         if (this.paused && this.queue.length <= QUEUE_RESUME) {
           this.paused = false;
-          this.socket.resume();
+          if (this.shapeTimer === undefined) this.socket.resume();
         }
         try {
           await this.handle(el);
@@ -394,6 +454,15 @@ export class C2sConnection implements Session {
     const raw = this.socket;
     raw.removeListener('data', this.onData);
     this.parser.end();
+    // The TLS socket reads through the raw one: it must not stay paused. Plain text held back
+    // by the shaper came after <starttls/> (a client must wait for <proceed/>), so it is not
+    // part of any stream; a deficit in the bucket remains and slows the TLS socket.
+    if (this.shapeTimer !== undefined) {
+      clearTimeout(this.shapeTimer);
+      this.shapeTimer = undefined;
+      this.held = undefined;
+      if (!this.paused) raw.resume();
+    }
     // The stream header named the domain: serve its certificate even to clients without SNI.
     const opts = this.svc.tls.tlsSocketOptions();
     const secure = new tls.TLSSocket(raw, { ...opts, secureContext: this.svc.tls.contextFor(this.host) ?? opts.secureContext });
@@ -626,12 +695,18 @@ export class C2sConnection implements Session {
     if (existing && !this.svc.config.sessions.replaceOnConflict) {
       return this.send(errorReply(reply, new StanzaError('conflict', 'Resource in use')));
     }
-    if (!existing && this.svc.registry.countFor(jid.bare) >= this.svc.config.limits.maxResourcesPerAccount) {
+    const limits = this.svc.config.limits;
+    if (!existing && this.svc.registry.countFor(jid.bare) >= limits.maxResourcesPerAccount) {
+      this.log.info({ jid: jid.bare.toString(), limit: limits.maxResourcesPerAccount }, 'bind refused: too many resources');
       return this.send(errorReply(reply, new StanzaError('resource-constraint', 'Too many connected resources')));
     }
     this.boundJid = jid;
     this.state = 'bound';
     clearTimeout(this.negotiationTimer);
+    // The bound session's byte rate, with a full bucket for the burst that follows a login.
+    if (limits.bytesPerSecond === 0) this.shaper = undefined;
+    else if (this.shaper) this.shaper.reset(limits.bytesPerSecond, limits.burstBytes, performance.now());
+    else this.shaper = new ReadShaper(limits.bytesPerSecond, limits.burstBytes, performance.now());
     this.onBound?.();
     this.svc.registry.add(this);
     if (existing) {

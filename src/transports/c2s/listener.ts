@@ -3,13 +3,23 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { C2sConnection } from './connection.ts';
 import type { C2sServices } from './services.ts';
+import { StreamError } from '../../xmpp/errors.ts';
+
+/** At most one log line per limit and this interval while connections are being refused. */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
+
+type Refusal = 'per-ip' | 'total';
 
 export interface ListenerSpec { kind: 'c2s' | 'c2sDirectTls'; port: number; addresses: string[] }
 
 export class C2sListeners {
   private readonly servers: net.Server[] = [];
   readonly connections = new Set<C2sConnection>();
+  /** Admitted connections not bound yet, per address and in all (refused ones are not counted). */
   private readonly unauthPerIp = new Map<string, number>();
+  private unauthTotal = 0;
+  /** Refusals since the last log line, and when that was, per limit. */
+  private readonly refusals = { 'per-ip': { n: 0, at: -Infinity }, total: { n: 0, at: -Infinity } };
 
   constructor(private readonly svc: C2sServices) {}
 
@@ -29,6 +39,16 @@ export class C2sListeners {
     if (server instanceof tls.Server) this.svc.tls.attach(server);
     server.on(direct ? 'secureConnection' : 'connection', (socket: net.Socket) => this.accept(socket, direct));
     if (direct) {
+      // Over a limit, a Direct TLS connection is dropped before the handshake: no stream error
+      // can be sent before TLS, and a flood should not cost a handshake per connection. Runs
+      // before the TLS server's own listener wraps the socket.
+      server.prependListener('connection', (raw: net.Socket) => {
+        const over = this.over(raw.remoteAddress ?? '?');
+        if (over) {
+          this.refused(over, true);
+          raw.destroy();
+        }
+      });
       server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
         this.svc.log.debug({ err: err.code ?? err.message, ip: socket.remoteAddress }, 'direct TLS handshake failed');
       });
@@ -48,16 +68,54 @@ export class C2sListeners {
     return port;
   }
 
+  /** Which limit a new connection from `ip` would exceed, if any. */
+  private over(ip: string): Refusal | undefined {
+    const l = this.svc.config.limits;
+    // The total first: it is the one a flood from many addresses hits.
+    if (this.unauthTotal >= l.maxUnauthenticatedTotal) return 'total';
+    if ((this.unauthPerIp.get(ip) ?? 0) >= l.maxUnauthenticatedPerIp) return 'per-ip';
+    return undefined;
+  }
+
+  private refused(kind: Refusal, beforeTls: boolean): void {
+    const r = this.refusals[kind];
+    r.n++;
+    const now = performance.now();
+    if (now - r.at < REFUSAL_LOG_INTERVAL_MS) return;
+    const l = this.svc.config.limits;
+    this.svc.log.warn(
+      { limit: kind === 'total' ? 'maxUnauthenticatedTotal' : 'maxUnauthenticatedPerIp', max: kind === 'total' ? l.maxUnauthenticatedTotal : l.maxUnauthenticatedPerIp, refused: r.n, beforeTls },
+      'unauthenticated connection limit reached: refusing connections',
+    );
+    r.n = 0;
+    r.at = now;
+  }
+
   private accept(socket: net.Socket, direct: boolean): void {
     const ip = socket.remoteAddress ?? '?';
-    const n = (this.unauthPerIp.get(ip) ?? 0) + 1;
-    this.unauthPerIp.set(ip, n);
-    const conn = new C2sConnection(this.svc, socket, direct, n > this.svc.config.limits.maxUnauthenticatedPerIp);
+    const over = this.over(ip);
+    if (over) {
+      // RFC 6120 §4.9.3: per address, the client broke a policy (<policy-violation/>); in all,
+      // the server is out of room for more connections, which is no fault of this client
+      // (<resource-constraint/>, "the server lacks the system resources necessary to service the stream").
+      this.refused(over, false);
+      const err = over === 'total'
+        ? new StreamError('resource-constraint', 'Too many connections are waiting to authenticate; try again later')
+        : new StreamError('policy-violation', 'Too many unauthenticated connections from your address');
+      const conn = new C2sConnection(this.svc, socket, direct, err);
+      this.connections.add(conn);
+      socket.once('close', () => this.connections.delete(conn));
+      return;
+    }
+    this.unauthPerIp.set(ip, (this.unauthPerIp.get(ip) ?? 0) + 1);
+    this.unauthTotal++;
+    const conn = new C2sConnection(this.svc, socket, direct);
     this.connections.add(conn);
     let counted = true;
     const uncount = () => {
       if (!counted) return;
       counted = false;
+      this.unauthTotal--;
       const left = (this.unauthPerIp.get(ip) ?? 1) - 1;
       if (left <= 0) this.unauthPerIp.delete(ip); else this.unauthPerIp.set(ip, left);
     };
