@@ -10,11 +10,12 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, type PostgresPool, type PostgresPoolClient } from 'kysely';
 import pg from 'pg';
 import { MemoryAccountStore, SqlAccountStore, type AccountStore } from './accounts.ts';
 import { MemoryArchiveData, MemoryArchiveStore, SqlArchiveStore, deleteArchiveOwner, type ArchiveStore } from './kinds/archive.ts';
 import { MemoryKeyvalData, MemoryKeyvalStore, SqlKeyvalStore, deleteKvOwner, type KeyvalStore } from './kinds/keyval.ts';
+import { classifyingFaults } from './faults.ts';
 import { runMigrations, type Migration } from './migrate.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -28,6 +29,8 @@ export type StorageConfig =
       schema?: string;
       /** Pool size, default 10. */
       poolSize?: number;
+      /** Longest wait for one query's answer, default PG_QUERY_TIMEOUT_MS. */
+      queryTimeoutMs?: number;
     };
 
 /** A module table whose rows belong to one account: deleted with the account, in the same transaction. */
@@ -197,6 +200,16 @@ const pgTypes = {
 
 const SCHEMA_RE = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
+/** Longest wait for a new PostgreSQL connection (also for a free one from a busy pool). */
+export const PG_CONNECT_TIMEOUT_MS = 10_000;
+/**
+ * Longest wait for the answer to one query. A database that went silent (a network partition,
+ * a frozen host: no reset, no FIN) would otherwise hold the query, and the session that sent the
+ * stanza, until TCP gives up, many minutes later; with it the sender gets a temporary error.
+ * Generous, so that the daily retention sweep of a large table still finishes.
+ */
+export const PG_QUERY_TIMEOUT_MS = 30_000;
+
 export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
@@ -214,14 +227,52 @@ function openPostgresPool(cfg: Extract<StorageConfig, { type: 'postgres' }>, onP
   const pool = new pg.Pool({
     connectionString: cfg.url,
     max: cfg.poolSize ?? 10,
-    connectionTimeoutMillis: 10_000,
+    connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,
+    query_timeout: cfg.queryTimeoutMs ?? PG_QUERY_TIMEOUT_MS,
     // Scoped to this pool's clients: the global pg.types registry stays untouched.
     types: pgTypes,
     // Set at connection startup, so every pooled connection has it before its first query.
     ...(cfg.schema !== undefined ? { options: `-c search_path=${cfg.schema}` } : {}),
   });
   pool.on('error', (err) => onPoolError?.(err));
+  // pg-pool listens for errors of idle clients only (the 'error' above) and stops while a client
+  // is checked out: a connection dying then (the database restarting or cut off mid-query) would
+  // emit 'error' with no listener, an uncaught exception that ends the process. The query in
+  // flight rejects with the same error, and the broken client is dropped on release.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
+}
+
+/**
+ * The pool as Kysely sees it, except that a client whose query timed out is destroyed when it
+ * is released: pg leaves it waiting for the lost answer, and every later query on it would
+ * queue behind that one (pg-pool only drops clients whose socket already failed).
+ */
+function discardingTimedOut(pool: pg.Pool): PostgresPool {
+  const clients = new WeakMap<pg.PoolClient, PostgresPoolClient>();
+  return {
+    async connect() {
+      const client = await pool.connect();
+      let c = clients.get(client);
+      if (c === undefined) {
+        let timedOut = false;
+        c = {
+          query: ((...args: unknown[]) => {
+            const r = (client.query as (...a: unknown[]) => unknown)(...args);
+            if (!(r instanceof Promise)) return r; // a cursor
+            return r.catch((err: unknown) => {
+              if (err instanceof Error && err.message === 'Query read timeout') timedOut = true;
+              throw err;
+            });
+          }) as PostgresPoolClient['query'],
+          release: (destroy?: boolean) => client.release(destroy === true || timedOut),
+        };
+        clients.set(client, c);
+      }
+      return c;
+    },
+    end: () => pool.end(),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -292,11 +343,11 @@ export async function openStorage(cfg: StorageConfig, opts: OpenOptions = {}): P
   if (cfg.type === 'sqlite') {
     where = `SQLite database "${cfg.path === ':memory:' ? cfg.path : resolve(cfg.path)}"`;
     const handle = openSqlite(cfg.path);
-    db = new Kysely<any>({ dialect: new SqliteDialect({ database: cachingStatements(handle) }) });
+    db = new Kysely<any>({ dialect: classifyingFaults(new SqliteDialect({ database: cachingStatements(handle) })) });
   } else if (cfg.type === 'postgres') {
     where = `PostgreSQL ${redactUrl(cfg.url)}${cfg.schema ? ` (schema ${cfg.schema})` : ''}`;
     const pool = openPostgresPool(cfg, opts.onPoolError);
-    db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
+    db = new Kysely<any>({ dialect: classifyingFaults(new PostgresDialect({ pool: discardingTimedOut(pool) })) });
   } else {
     throw new StorageOpenError(`unknown storage type ${JSON.stringify((cfg as { type: unknown }).type)}`);
   }

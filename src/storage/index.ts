@@ -5,12 +5,14 @@ export {
   StorageOpenError,
   StorageClosedError,
   SQLITE_BUSY_TIMEOUT_MS,
+  PG_QUERY_TIMEOUT_MS,
   type Storage,
   type StorageConfig,
   type OpenOptions,
   type OwnedTable,
   type Dialect,
 } from './db.ts';
+export { StorageUnavailableError, storageFault } from './faults.ts';
 export { runMigrations, coreMigrations, UnknownMigrationError, MigrationError, type Migration } from './migrate.ts';
 export { AccountExistsError, type AccountRecord, type AccountSummary, type AccountStore } from './accounts.ts';
 export type { KeyvalStore } from './kinds/keyval.ts';

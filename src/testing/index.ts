@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { ensureDevCert } from '../tls/devcert.ts';
 
+export { PgProxy } from './pg-proxy.ts';
+
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const TEST_DIR = path.join(ROOT, '.amsel-test');
 export const AMSEL_BIN = path.join(ROOT, 'bin/amsel.js');
@@ -76,7 +78,10 @@ export function runCli(args: string[], opts: { stdin?: string; env?: NodeJS.Proc
 export interface TestServerOptions {
   hosts?: string[];
   storage?: 'sqlite' | 'postgres';
-  /** Extra config, merged over the generated one (top-level keys replaced, one level deep merged). */
+  /**
+   * Extra config, merged over the generated one (top-level keys replaced, one level deep merged);
+   * a `storage` section replaces the generated one (the test owns that database).
+   */
   config?: Record<string, unknown>;
   env?: NodeJS.ProcessEnv;
 }
@@ -95,9 +100,15 @@ export interface TestServer {
   output(): string;
   cli(args: string[], stdin?: string): Promise<CliResult>;
   adduser(jid: string, password: string): Promise<void>;
-  /** SIGTERM and wait; resolves with the exit code. */
+  /** SIGTERM and wait; resolves with the exit code (null if killed by a signal). */
   stop(): Promise<number | null>;
   kill(signal?: NodeJS.Signals): Promise<void>;
+  /**
+   * Start a new server process on the same config file, data directory and database (after
+   * stop() or kill(); a running one is stopped first). Listening ports are new (port 0), and
+   * `ports`, `process`, `logs` and `output()` refer to the new process from then on.
+   */
+  restart(): Promise<void>;
   /** Remove the data directory (after stop). */
   cleanup(): Promise<void>;
 }
@@ -134,35 +145,19 @@ export async function freshPgSchema(): Promise<{ url: string; drop(): Promise<vo
   };
 }
 
-export async function startServer(opts: TestServerOptions = {}): Promise<TestServer> {
-  const certs = await testCertificates();
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'amsel-test-'));
-  const hosts = opts.hosts ?? ['localhost'];
-  let pg: { url: string; drop(): Promise<void> } | undefined;
-  let storage: Record<string, unknown> = { type: 'sqlite', path: path.join(dataDir, 'amsel.db') };
-  if ((opts.storage ?? process.env.AMSEL_TEST_STORAGE) === 'postgres') {
-    pg = await freshPgSchema();
-    storage = { type: 'postgres', url: pg.url, poolSize: 4 };
-  }
-  const config = merge({
-    hosts,
-    dataDir,
-    storage,
-    tls: { certificates: [{ cert: certs.certFile, key: certs.keyFile }] },
-    listeners: {
-      c2s: { port: 0, address: ['127.0.0.1', '::1'] },
-      c2sDirectTls: { port: 0, address: ['127.0.0.1', '::1'] },
-      s2s: { enabled: false, port: 0, address: '127.0.0.1' },
-    },
-    auth: { failureDelayMs: 50, maxFailureDelayMs: 400 },
-    log: { level: 'debug', format: 'json' },
-  }, opts.config ?? {});
-  const configFile = path.join(dataDir, 'amsel.yaml');
-  await writeFile(configFile, stringify(config));
+/** One server process on a config file: its output, parsed log lines and listening ports. */
+interface Launched {
+  child: ChildProcess;
+  logs: Record<string, unknown>[];
+  raw: () => string;
+  ports: Record<string, number>;
+  exited: Promise<number | null>;
+}
 
+async function launch(configFile: string, env: NodeJS.ProcessEnv | undefined): Promise<Launched> {
   const child = spawn(process.execPath, [AMSEL_BIN, '--config', configFile, 'start'], {
     cwd: ROOT,
-    env: { ...process.env, ...opts.env },
+    env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Record<string, unknown>[] = [];
@@ -192,37 +187,86 @@ export async function startServer(opts: TestServerOptions = {}): Promise<TestSer
     setTimeout(() => reject(new Error(`server not ready after 20 s:\n${raw}`)), 20_000).unref();
   });
   await ready;
+  return { child, logs, raw: () => raw, ports, exited };
+}
+
+export async function startServer(opts: TestServerOptions = {}): Promise<TestServer> {
+  const certs = await testCertificates();
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'amsel-test-'));
+  const hosts = opts.hosts ?? ['localhost'];
+  let pg: { url: string; drop(): Promise<void> } | undefined;
+  let storage: Record<string, unknown> = { type: 'sqlite', path: path.join(dataDir, 'amsel.db') };
+  if (opts.config?.storage) {
+    // Replaces the generated section (merged, a sqlite path would stay beside a postgres url).
+    storage = {};
+  } else if ((opts.storage ?? process.env.AMSEL_TEST_STORAGE) === 'postgres') {
+    pg = await freshPgSchema();
+    storage = { type: 'postgres', url: pg.url, poolSize: 4 };
+  }
+  const config = merge({
+    hosts,
+    dataDir,
+    storage,
+    tls: { certificates: [{ cert: certs.certFile, key: certs.keyFile }] },
+    listeners: {
+      c2s: { port: 0, address: ['127.0.0.1', '::1'] },
+      c2sDirectTls: { port: 0, address: ['127.0.0.1', '::1'] },
+      s2s: { enabled: false, port: 0, address: '127.0.0.1' },
+    },
+    auth: { failureDelayMs: 50, maxFailureDelayMs: 400 },
+    log: { level: 'debug', format: 'json' },
+  }, opts.config ?? {});
+  const configFile = path.join(dataDir, 'amsel.yaml');
+  await writeFile(configFile, stringify(config));
+
+  let cur: Launched;
+  try {
+    cur = await launch(configFile, opts.env);
+  } catch (err) {
+    await rm(dataDir, { recursive: true, force: true });
+    await pg?.drop();
+    throw err;
+  }
 
   const cli = (args: string[], stdin?: string) => runCli(['--config', configFile, ...args], { stdin, env: opts.env });
+  const stop = async () => {
+    const { child, exited } = cur;
+    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+    child.kill('SIGTERM');
+    const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    const code = await exited;
+    clearTimeout(t);
+    return code;
+  };
+  const kill = async (signal: NodeJS.Signals = 'SIGKILL') => {
+    const { child, exited } = cur;
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill(signal);
+    await exited;
+  };
   return {
-    ports: { c2s: ports.c2s!, c2sDirectTls: ports.c2sDirectTls! },
+    get ports() { return { c2s: cur.ports.c2s!, c2sDirectTls: cur.ports.c2sDirectTls! }; },
     dataDir,
     configFile,
     caFile: certs.caFile,
-    storage: storage as TestServer['storage'],
-    process: child,
-    logs,
-    output: () => raw,
+    // What the server really uses (opts.config may replace the generated storage).
+    storage: config.storage as TestServer['storage'],
+    get process() { return cur.child; },
+    get logs() { return cur.logs; },
+    output: () => cur.raw(),
     cli,
     async adduser(jid, password) {
       const r = await cli(['adduser', jid], password + '\n');
       if (r.code !== 0) throw new Error(`adduser ${jid} failed: ${r.stderr}`);
     },
-    async stop() {
-      if (child.exitCode !== null) return child.exitCode;
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      const code = await exited;
-      clearTimeout(t);
-      return code;
-    },
-    async kill(signal = 'SIGKILL') {
-      if (child.exitCode !== null) return;
-      child.kill(signal);
-      await exited;
+    stop,
+    kill,
+    async restart() {
+      await stop();
+      cur = await launch(configFile, opts.env);
     },
     async cleanup() {
-      if (child.exitCode === null) { child.kill('SIGKILL'); await exited; }
+      await kill('SIGKILL');
       await rm(dataDir, { recursive: true, force: true });
       await pg?.drop();
     },
