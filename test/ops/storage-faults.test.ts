@@ -136,6 +136,9 @@ test('PostgreSQL unreachable: senders get resource-constraint, logins temporary-
     const lines = faultLines(srv);
     assert.equal(lines.length, 1, 'one log line within the interval');
     assert.match(String(lines[0]!.code), /^(ECONNRESET|ECONNREFUSED|connection)$/);
+    // The refused login says why in the log too (the SASL failure itself carries no reason).
+    assert.ok(srv.logs.some((l) => l.msg === 'storage unavailable: logins and bindings refused' && l.level !== undefined),
+      'the login path logs the storage fault');
     assertNoInternalErrors(srv);
 
     proxy.restore();

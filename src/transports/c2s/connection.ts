@@ -12,6 +12,7 @@ import { errorReply, iqResult, isStanzaKind } from '../../xmpp/stanza.ts';
 import { availableMechanisms, createMechanism, type ChannelBindingType, type SaslMechanism } from '../../core/auth/mechanisms.ts';
 import type { Session } from '../../core/sessions/session.ts';
 import type { C2sServices } from './services.ts';
+import { StorageUnavailableError } from '../../storage/index.ts';
 import { randomBase64url, randomHex } from '../../core/util/random.ts';
 import { ReadShaper } from './shaper.ts';
 
@@ -26,6 +27,19 @@ const QUEUE_PAUSE = 64;
 const QUEUE_RESUME = 8;
 
 let nextId = 0;
+
+/** Storage faults seen by c2s connections: one warn line per interval, with how many. */
+const STORAGE_FAULT_LOG_MS = 10_000;
+let storageFaults = 0;
+let storageFaultLogged = 0;
+function logStorageFault(log: C2sServices['log'], err: StorageUnavailableError): void {
+  storageFaults++;
+  const now = Date.now();
+  if (now - storageFaultLogged < STORAGE_FAULT_LOG_MS) return;
+  storageFaultLogged = now;
+  log.warn({ code: err.code, connections: storageFaults }, 'storage unavailable: logins and bindings refused');
+  storageFaults = 0;
+}
 
 /**
  * Most bytes handed to a TLS socket in one write (see C2sConnection.write): the first write
@@ -410,6 +424,13 @@ export class C2sConnection implements Session {
             await this.close(err);
             return;
           }
+          if (err instanceof StorageUnavailableError) {
+            // The database is down or the disk full (e.g. while binding): a temporary condition
+            // of ours, not a bug; the client may reconnect later.
+            logStorageFault(this.svc.log, err);
+            await this.close(new StreamError('resource-constraint', 'Storage is unavailable; try again later'));
+            return;
+          }
           this.log.error({ err, stanza: el.name }, 'internal error while handling a stanza');
           await this.close(new StreamError('internal-server-error'));
           return;
@@ -581,8 +602,14 @@ export class C2sConnection implements Session {
   private async lookup(username: string) {
     let local: string;
     try { local = prepLocalpart(username); } catch { return null; }
-    const acct = await this.svc.storage.accounts.get(this.host, local);
-    return acct ? acct.credentials : null;
+    try {
+      const acct = await this.svc.storage.accounts.get(this.host, local);
+      return acct ? acct.credentials : null;
+    } catch (err) {
+      // The mechanism answers <temporary-auth-failure/>; say why in the log (rate-limited).
+      if (err instanceof StorageUnavailableError) logStorageFault(this.svc.log, err);
+      throw err;
+    }
   }
 
   private async saslStep(data: Buffer | null): Promise<void> {
