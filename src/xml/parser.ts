@@ -8,7 +8,9 @@
 //  - RFC 6120 §11.1 restrictions: no DTD, comments, PIs or entity references beyond the five
 //    predefined ones (<restricted-xml/>); CDATA sections are allowed;
 //  - limits: bytes per stanza (and for the stream header), nesting depth and attributes per
-//    element, enforced while bytes arrive, before more than the limit is handed to saxes.
+//    element, enforced while bytes arrive: saxes never sees more than the limit.
+// The outcome (events, and which error) depends only on the bytes, never on how they were split
+// into writes (src/xml/parser.fuzz.test.ts checks this).
 //
 // Element trees are built directly from saxes events into immutable XmlElements; no other
 // intermediate objects exist per element except the child array each element keeps anyway.
@@ -19,7 +21,10 @@ import { NS } from '../xmpp/ns.ts';
 import { EMPTY_ATTRS, EMPTY_CHILDREN, XmlElement, type XmlNode } from './element.ts';
 
 export interface StreamParserLimits {
-  /** Bytes from the end of one stanza to the end of the next (whitespace between included). */
+  /**
+   * Bytes of one stanza. Whitespace between stanzas counts against it until the next stanza
+   * starts (so an endless run of keepalives is refused too, but they never add up).
+   */
   maxStanzaBytes: number;
   /** Nesting depth of elements inside a stanza; the stanza itself is depth 1. */
   maxDepth: number;
@@ -155,8 +160,13 @@ export class XmlStreamParser {
   private level = 0;
   private readonly frames: Frame[] = [];
 
-  /** Bytes since the last boundary (end of a stanza, or the root start tag). */
+  /** Bytes since the last boundary (end of a stanza or the root start tag, or a stanza's '<' after whitespace). */
   private pending = 0;
+  /** Bytes of an incomplete character the decoder holds back (0-3), and those bytes, packed. */
+  private held = 0;
+  private heldBits = 0;
+  /** Bytes handed to the decoder so far. */
+  private decoded = 0;
   /** Chars handed to saxes before the current piece. */
   private charsFed = 0;
   /** saxes position just after the last boundary seen in the current piece, or -1. */
@@ -185,7 +195,7 @@ export class XmlStreamParser {
     this.sax = sax;
   }
 
-  /** Feed bytes as they arrive; any chunk boundary is fine. */
+  /** Feed bytes as they arrive; any chunk boundary is fine, and changes nothing in the outcome. */
   write(chunk: Buffer | Uint8Array): void {
     if (this.done) return;
     const len = chunk.length;
@@ -194,22 +204,35 @@ export class XmlStreamParser {
     try {
       let off = 0;
       while (off < len) {
-        // Hand saxes at most one byte beyond what the limit still allows, so an endless
-        // stanza is caught after limit+1 bytes whatever the size of the write. Before the
-        // root is open, also no more than a stanza's worth: stanzas may follow the header in
-        // the same piece, and those get checked only at the piece's end.
+        // Hand saxes no more than the limit still allows: a stanza (or header) that has not ended
+        // once the limit is read is refused then, whatever the size of the write. Before the root
+        // is open, also no more than a stanza's worth: stanzas may follow the header in the same
+        // piece. (pending < limit here, so n >= 1.)
         let n = this.started
-          ? this.maxStanzaBytes - this.pending + 1
-          : Math.min(this.maxHeaderBytes - this.pending, this.maxStanzaBytes) + 1;
+          ? this.maxStanzaBytes - this.pending
+          : Math.min(this.maxHeaderBytes - this.pending, this.maxStanzaBytes);
         if (n > len - off) n = len - off;
-        const piece = off === 0 && n === len ? chunk : chunk.subarray(off, off + n);
+        let piece = off === 0 && n === len ? chunk : chunk.subarray(off, off + n);
         off += n;
+        const heldBefore = this.held;
+        this.decoded += n;
         let str: string;
+        let badUtf8 = false;
         try {
           str = this.decoder.decode(piece, STREAM_OPTIONS);
         } catch {
-          this.fail('not-well-formed', 'invalid UTF-8');
+          // Parse what precedes the bad byte first, as if the bad byte had come in a write of its
+          // own: the outcome (say, a limit hit just before it) must not depend on the chunking.
+          badUtf8 = true;
+          const d = this.prefixDecoder(piece);
+          n = this.validPrefixLength(piece);
+          piece = piece.subarray(0, n);
+          str = d.decode(piece, STREAM_OPTIONS);
         }
+        // All ASCII (the common case) leaves no partial character behind; otherwise find out
+        // how many bytes of one the decoder holds, so that they are counted after a boundary.
+        const ascii = heldBefore === 0 && str.length === n;
+        if (!ascii) this.trackHeld(piece);
         this.boundaryPos = -1;
         if (str.length !== 0) this.sax.write(str);
         const before = this.charsFed;
@@ -217,18 +240,18 @@ export class XmlStreamParser {
         if (this.boundaryPos < 0) {
           this.pending += n;
         } else {
-          // Bytes after the last boundary in this piece. ASCII fast path: chars = bytes.
-          // (Up to 3 bytes of a character split across writes may be missed: harmless.)
+          // Bytes after the last boundary in this piece, and those of a character not decoded yet.
           let start = this.boundaryPos - before;
           if (start < 0) start = 0;
           const tail = str.length - start;
-          this.pending = tail === 0 ? 0 : str.length === n ? tail : Buffer.byteLength(str.slice(start));
+          this.pending = ascii ? tail : (tail === 0 ? 0 : Buffer.byteLength(str.slice(start))) + this.held;
         }
-        if (this.pending > (this.started ? this.maxStanzaBytes : this.maxHeaderBytes)) {
+        if (this.pending >= (this.started ? this.maxStanzaBytes : this.maxHeaderBytes)) {
           this.fail('policy-violation', this.started
             ? `stanza larger than ${this.maxStanzaBytes} bytes`
             : `stream header larger than ${this.maxHeaderBytes} bytes`);
         }
+        if (badUtf8) this.fail('not-well-formed', 'invalid UTF-8');
       }
     } catch (e) {
       if (e === STOP) return;
@@ -238,6 +261,62 @@ export class XmlStreamParser {
     } finally {
       current = prev;
     }
+  }
+
+  /**
+   * Remember the bytes of an incomplete character at the end of the input so far (the streaming
+   * decoder holds them back; at most 3). The input decoded so far is valid UTF-8.
+   */
+  private trackHeld(piece: Uint8Array): void {
+    const n = piece.length;
+    let bits = n >= 3 ? 0 : this.heldBits;
+    let count = n >= 3 ? 0 : this.held;
+    for (let i = n >= 3 ? n - 3 : 0; i < n; i++) {
+      bits = ((bits << 8) | piece[i]!) & 0xffffff;
+      if (count < 3) count++;
+    }
+    let held = 0;
+    for (let k = 1; k <= count; k++) {
+      const b = (bits >>> (8 * (k - 1))) & 0xff; // k-th byte from the end
+      if (b < 0x80) break;
+      if (b >= 0xc0) {
+        // A lead byte followed by k-1 continuation bytes: incomplete if it needs more.
+        if (k <= (b >= 0xf0 ? 3 : b >= 0xe0 ? 2 : 1)) held = k;
+        break;
+      }
+    }
+    this.held = held;
+    this.heldBits = held === 0 ? 0 : bits & (held === 3 ? 0xffffff : (1 << (8 * held)) - 1);
+  }
+
+  /** A fresh decoder in the state the stream's decoder was in before the current piece. */
+  private prefixDecoder(piece: Uint8Array) {
+    // Only at the very start of the stream is a byte order mark dropped.
+    const atStart = this.decoded - piece.length === this.held;
+    const d = new TextDecoder('utf-8', { fatal: true, ignoreBOM: !atStart });
+    const h = this.held;
+    if (h !== 0) {
+      const b = new Uint8Array(h);
+      for (let i = 0; i < h; i++) b[i] = (this.heldBits >>> (8 * (h - 1 - i))) & 0xff;
+      d.decode(b, STREAM_OPTIONS);
+    }
+    return d;
+  }
+
+  /** Bytes of `piece` before the first one that makes the UTF-8 invalid (binary search: cheap). */
+  private validPrefixLength(piece: Uint8Array): number {
+    let lo = 0; // valid
+    let hi = piece.length; // invalid
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >>> 1;
+      try {
+        this.prefixDecoder(piece).decode(piece.subarray(0, mid), STREAM_OPTIONS);
+        lo = mid;
+      } catch {
+        hi = mid;
+      }
+    }
+    return lo;
   }
 
   /**
@@ -402,6 +481,10 @@ export class XmlStreamParser {
     } else if (level === 1) {
       // Between stanzas only whitespace (keepalives) may appear (RFC 6120 §4.6.1).
       if (!isXmlWhitespace(text)) this.fail('not-well-formed', 'text between stanzas');
+      // saxes hands over text when it reads the next '<': the next stanza is counted from there,
+      // so keepalives of an idle client never add up against it (until then they count: saxes
+      // keeps the text, and an endless run of whitespace hits the limit).
+      this.boundaryPos = this.sax.position - 1;
     }
     // level 0: saxes itself rejects non-whitespace outside the root.
   }
