@@ -1,4 +1,5 @@
 // Shared contracts of the load tool (bench/load): a server under test and a scenario result.
+import type { HealthStats } from '../../src/admin/health.ts';
 
 /** One account the load tool logs in as. All bench accounts share one password. */
 export interface BenchAccount {
@@ -37,6 +38,8 @@ export interface BenchServer {
   readonly notes: string;
   /** Stop the server (SIGTERM, then SIGKILL after a grace period) and remove its data. */
   stop(): Promise<void>;
+  /** Amsel only: its own health figures (`amsel stats`: heap, event-loop delay, live objects). */
+  stats?(opts?: { reset?: boolean; gc?: boolean }): Promise<HealthStats | undefined>;
 }
 
 export interface StartOptions {

@@ -8,7 +8,11 @@ import { chmod, unlink } from 'node:fs/promises';
 export type ControlRequest =
   | { op: 'deluser'; host: string; username: string }
   | { op: 'passwd-changed'; host: string; username: string }
-  | { op: 'status' };
+  | { op: 'status' }
+  /** Health figures (src/core/server.ts): memory, event-loop delay, counts. `reset` starts a new
+   *  event-loop delay window after reading; `gc` runs a full garbage collection first (a pause of
+   *  some milliseconds per 100 MB of heap: for leak checks, not for routine polling). */
+  | { op: 'stats'; reset?: boolean; gc?: boolean };
 
 export interface ControlReply { ok: boolean; error?: string; [k: string]: unknown }
 

@@ -1,4 +1,4 @@
-// The one CLI: amsel start | adduser | passwd | deluser | users | cert | check | config-reference
+// The one CLI: amsel start | adduser | passwd | deluser | users | cert | check | stats | config-reference
 import { Command, Option } from 'commander';
 import path from 'node:path';
 import { existsSync } from 'node:fs';
@@ -17,6 +17,8 @@ import { TlsManager, TlsCertificateError, checkCertificates, createDevCa, issueD
 import { readPassword } from './password.ts';
 import { notifyServer } from '../admin/control.ts';
 import { moduleStorageOptions } from '../modules/storage-options.ts';
+import { securityWarnings } from './security.ts';
+import type { HealthStats } from '../admin/health.ts';
 
 const DEFAULT_CONFIG = process.env.AMSEL_CONFIG ?? '/etc/amsel/amsel.yaml';
 const DEV_DIR = '.amsel-dev';
@@ -83,6 +85,10 @@ export function buildCli(): Command {
       const log = createLogger({ level: config.log.level, format: config.log.format });
       const server = await createServer(config, { log });
       await server.start();
+      // Weak settings and unsafe key/data permissions: logged, never fatal (src/cli/security.ts).
+      for (const w of await securityWarnings(config, { configFile: g().dev ? undefined : (g().config ?? DEFAULT_CONFIG) })) log.warn({ check: w.topic }, w.message);
+      const certs = await TlsManager.create(config.tls, config.hosts).then((m) => checkCertificates(m.certificates(), config.hosts)).catch(() => []);
+      for (const c of certs) if (c.level !== 'ok') log.warn({ check: 'certificate', domain: c.domain }, c.message);
       let stopping = false;
       const stop = async (signal: string) => {
         if (stopping) return;
@@ -183,7 +189,7 @@ export function buildCli(): Command {
     });
 
   program.command('check')
-    .description('validate the config and certificates; print the DNS records to create')
+    .description('validate the config and certificates, warn about weak settings and unsafe permissions; print the DNS records to create')
     .action(async () => {
       const config = await resolveConfig(g());
       process.stdout.write(`config: ok (${config.hosts.length} host${config.hosts.length === 1 ? '' : 's'})\n`);
@@ -194,6 +200,9 @@ export function buildCli(): Command {
         process.stdout.write(`certificate ${r.domain}: ${r.level}: ${r.message}\n`);
         if (r.level === 'error') errors++;
       }
+      const warnings = await securityWarnings(config, { configFile: g().dev ? undefined : (g().config ?? DEFAULT_CONFIG) });
+      for (const w of warnings) process.stdout.write(`security ${w.topic}: warn: ${w.message}\n`);
+      if (warnings.length === 0) process.stdout.write('security: ok (settings, key and data permissions)\n');
       process.stdout.write('\nDNS records to create (replace the target with this machine\'s name; it needs A/AAAA records):\n');
       const l = config.listeners;
       for (const host of config.hosts) {
@@ -205,11 +214,39 @@ export function buildCli(): Command {
       if (errors > 0) throw new CliError(`${errors} certificate problem${errors === 1 ? '' : 's'}`);
     });
 
+  program.command('stats')
+    .description('health of the running server: memory, event-loop delay, sessions and connections')
+    .option('--json', 'print the figures as one JSON object')
+    .option('--reset', 'start a new event-loop delay window after reading (for periodic polling)')
+    .option('--gc', 'run a full garbage collection first (a short pause; for leak checks)')
+    .action(async (o: { json?: boolean; reset?: boolean; gc?: boolean }) => {
+      const config = await resolveConfig(g());
+      const r = await notifyServer(config.dataDir, { op: 'stats', reset: o.reset === true, gc: o.gc === true });
+      if (!r) throw new CliError(`no server is running on ${config.dataDir}`);
+      if (!r.ok) throw new CliError(`stats failed: ${r.error ?? 'unknown error'}`);
+      if (o.json) return void process.stdout.write(JSON.stringify(r) + '\n');
+      process.stdout.write(formatStats(r as unknown as HealthStats));
+    });
+
   program.command('config-reference')
     .description('print the configuration reference (Markdown)')
     .action(() => { process.stdout.write(configReference() + '\n' + modulesReference(builtinModules)); });
 
   return program;
+}
+
+function formatStats(s: HealthStats): string {
+  const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
+  const d = s.eventLoopDelayMs;
+  const lines = [
+    `uptime:               ${s.uptimeS.toFixed(0)} s`,
+    ...Object.entries(s.counts).map(([k, v]) => `${(k + ':').padEnd(22)}${v}`),
+    ...Object.entries(s.tracked).map(([k, v]) => `${(k + ' objects:').padEnd(22)}${v.alive} alive of ${v.total} since start`),
+    `memory:               rss ${mib(s.memory.rss)}, heap ${mib(s.memory.heapUsed)} used of ${mib(s.memory.heapTotal)} (limit ${mib(s.memory.heapLimit)}), external ${mib(s.memory.external)}${s.gc ? ' (after a full GC)' : ''}`,
+    `event-loop delay:     p50 ${d.p50} ms, p90 ${d.p90} ms, p99 ${d.p99} ms, max ${d.max} ms (over ${d.windowS.toFixed(0)} s)`,
+    `event-loop busy:      ${(s.eventLoopUtilization * 100).toFixed(1)} %`,
+  ];
+  return lines.join('\n') + '\n';
 }
 
 export async function main(argv: string[]): Promise<void> {

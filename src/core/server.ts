@@ -23,6 +23,7 @@ import type { C2sServices } from '../transports/c2s/services.ts';
 import { builtinModules } from '../modules/index.ts';
 import { moduleStorageOptions } from '../modules/storage-options.ts';
 import { listenControl, type ControlRequest, type ControlReply } from '../admin/control.ts';
+import { HealthMonitor } from '../admin/health.ts';
 
 export interface ServerOptions {
   log?: Logger;
@@ -78,20 +79,29 @@ export async function createServer(config: Config, opts: ServerOptions = {}): Pr
   { ...moduleStorageOptions(modules), onPoolError: (err) => log.warn({ err: err.message }, 'PostgreSQL connection lost; reconnecting on next use') });
   const hooks = new HookBus(log);
   const registry = new LocalSessionRegistry();
-  const router = new Router({ log, registry, isLocalHost });
+  const router = new Router({ log, registry, isLocalHost, maxIqsInFlight: config.limits.maxIqsInFlight });
   const disco = new DiscoRegistry();
-  const throttle = new AuthThrottle({ baseDelayMs: config.auth.failureDelayMs, maxDelayMs: config.auth.maxFailureDelayMs });
+  const throttle = new AuthThrottle({
+    baseDelayMs: config.auth.failureDelayMs,
+    maxDelayMs: config.auth.maxFailureDelayMs,
+    onRefuse: (ip, failures, refuseForMs) => log.warn({ ip, failures, refuseForMs }, 'too many failed authentications from this address: refused for a while'),
+  });
   const serviceRegistry = new ServiceRegistry();
   const streamFeatures = new StreamFeatureRegistry();
   const accounts = createAccountOps({ storage, registry, hooks, log, iterations: config.auth.scramIterations });
   const loader = new ModuleLoader({ config, log, storage, hooks, router, registry, disco, services: serviceRegistry, accounts, streamFeatures });
   const fakeSaltSecret = await installationSecret(config.dataDir);
   const ports: Record<string, number> = {};
+  // Event-loop delay from start, memory, live counts: `amsel stats` (src/admin/health.ts).
+  const health = new HealthMonitor();
 
   const services: C2sServices = {
     config, log, storage, tls: tlsManager, throttle, router, registry, fakeSaltSecret, isLocalHost,
     streamFeatures: (session) => streamFeatures.for(session),
-    sessionBound: (session: Session) => hooks.emit('session:bound', { session }),
+    sessionBound: (session: Session) => {
+      health.track('sessions', session);
+      return hooks.emit('session:bound', { session });
+    },
     connectionClosed: async (conn, wasBound, reason) => {
       if (!wasBound) return;
       registry.remove(conn);
@@ -105,6 +115,10 @@ export async function createServer(config: Config, opts: ServerOptions = {}): Pr
   const control = async (req: ControlRequest): Promise<ControlReply> => {
     switch (req.op) {
       case 'status': return { ok: true, sessions: registry.size };
+      case 'stats': {
+        const counts = () => ({ sessions: registry.size, connections: c2s.connections.size, authThrottleEntries: throttle.size });
+        return { ok: true, ...(await health.snapshot(counts, { reset: req.reset === true, gc: req.gc === true })) };
+      }
       case 'deluser': return { ok: await server.deleteUser(req.host, req.username) };
       case 'passwd-changed':
         await hooks.emit('user:password-changed', { host: req.host, username: req.username });
@@ -120,6 +134,7 @@ export async function createServer(config: Config, opts: ServerOptions = {}): Pr
       // directory" lock; taken last, a second server on the same dataDir had already opened
       // its listeners when it failed, and its process hung instead of exiting.
       if (opts.control !== false) closeControl = await listenControl(config.dataDir, control);
+      health.start();
       try {
         const loaded = await loader.loadAll(modules);
         for (const [name, l] of Object.entries(config.listeners)) {
@@ -132,6 +147,7 @@ export async function createServer(config: Config, opts: ServerOptions = {}): Pr
         // A failed start (port in use, a module failing to load) releases what it took, so
         // that the process can exit with the error.
         await c2s.stopListening().catch(() => undefined);
+        health.stop();
         await closeControl?.().catch(() => undefined);
         closeControl = undefined;
         await loader.unloadAll().catch(() => undefined);
@@ -154,6 +170,7 @@ export async function createServer(config: Config, opts: ServerOptions = {}): Pr
       if (started) await hooks.emit('server:sessions-closed', {});
       await loader.unloadAll();
       await storage.close();
+      health.stop();
       log.info('server stopped');
     },
     async reloadTls() {

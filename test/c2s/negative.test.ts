@@ -158,7 +158,11 @@ function stanzaError(el: XmlElement): { type: string | undefined; condition: str
   return { type: err?.attr('type'), condition: cond?.name };
 }
 
-/** A successful login clears the throttle counters of this address (and that account). */
+/**
+ * A successful login clears bob's counter and this address's failures against bob; failures
+ * against other accounts stay counted until they decay (an attacker must not reset his address
+ * by logging into his own account), so the tests below keep this address under the refusal at 20.
+ */
 async function resetThrottle(): Promise<void> {
   const c = await secureStream();
   await authenticate(c, 'bob', 'bob secret');

@@ -5,12 +5,15 @@
 // figure). The login is the login scenario's (loginOnce, CpuMeter). Each side is the median of
 // its rounds because one round varies by about ±10 % on a 2-core box shared with the client;
 // the spread is reported so that a ratio inside the noise is recognisable as such.
+// On Amsel also its own figures (`amsel stats`): heap after a full GC before and after the churn,
+// session objects still alive after it (must be 0: a closed session something still holds is a
+// leak), and the event-loop delay during the churn.
 
 import { connect, type XmppClient } from '../client.ts';
 import { CpuMeter, rssBytes, waitQuiet } from '../proc.ts';
 import { Counters, r3 } from '../stats.ts';
 import type { BenchServer, ScenarioResult } from '../types.ts';
-import { BENCH_PASSWORD, checkCpuResolution, log, MiB, pool, progress, sleep, userName, users, type Scenario } from './common.ts';
+import { BENCH_PASSWORD, checkCpuResolution, log, MiB, pollLoopDelay, pool, progress, sleep, userName, users, type Scenario } from './common.ts';
 import { loginOnce } from './login.ts';
 
 const defaults = {
@@ -100,12 +103,14 @@ export const aging: Scenario<AgingParams> = {
     const fresh = await measure('fresh');
     await waitQuiet(pid, { minMs: p.quietMs });
     const rssFresh = rssBytes(pid);
+    const healthFresh = await server.stats?.({ gc: true });
 
     // Churn in waves: every session of a wave is open (with presence) at the same time.
     const waves = Math.ceil(p.churn / p.wave);
     log(`aging: churn, ${p.churn} sessions in ${waves} waves of ${p.wave}`);
     let opened = 0;
     let dropped = 0;
+    const churnLoop = await pollLoopDelay(server, 'aging churn');
     const churnMeter = new CpuMeter(pid);
     const stop = progress('aging churn', () => `${opened}/${p.churn} opened, ${errs.get('connect')} errors, server RSS ${Math.round(rssBytes(pid) / MiB)} MiB`);
     try {
@@ -134,10 +139,13 @@ export const aging: Scenario<AgingParams> = {
       stop();
     }
     const churn = churnMeter.stop();
+    const churnLoopFigures = Object.fromEntries(Object.entries(await churnLoop.stop()).map(([k, v]) => [`churn${k[0]!.toUpperCase()}${k.slice(1)}`, v]));
     log(`aging: churn done, ${opened} sessions in ${Math.round(churn.wallMs / 1000)} s`);
 
     await waitQuiet(pid, { minMs: p.quietMs });
     const rssAged = rssBytes(pid);
+    const healthAged = await server.stats?.({ gc: true });
+    if (healthAged) log(`aging: after the churn: ${JSON.stringify(healthAged.counts)}, session objects alive ${healthAged.tracked.sessions?.alive ?? 0} of ${healthAged.tracked.sessions?.total ?? 0}, heap ${r3(healthAged.memory.heapUsed / MiB)} MiB`);
     const aged = await measure('aged');
     for (const e of errs.errorSamples) log(`aging error: ${e}`);
 
@@ -164,6 +172,15 @@ export const aging: Scenario<AgingParams> = {
         churnCpuMsPerSession: r3(churn.serverCpuMs / Math.max(1, opened)),
         churnSeconds: r3(churn.wallMs / 1000),
         droppedSessions: dropped,
+        ...(healthFresh && healthAged ? {
+          heapFreshMiB: r3(healthFresh.memory.heapUsed / MiB),
+          heapAgedMiB: r3(healthAged.memory.heapUsed / MiB),
+          heapGrowthMiB: r3((healthAged.memory.heapUsed - healthFresh.memory.heapUsed) / MiB),
+          sessionObjectsAliveAfterChurn: healthAged.tracked.sessions?.alive ?? 0,
+          sessionsAfterChurn: healthAged.counts.sessions ?? 0,
+          connectionsAfterChurn: healthAged.counts.connections ?? 0,
+        } : {}),
+        ...churnLoopFigures,
       },
       // Every measured login and every churn session must succeed, and every close.
       errors: errs.get('login') + (p.churn - opened) + dropped + errs.get('close'),

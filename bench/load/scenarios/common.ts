@@ -77,3 +77,31 @@ export const MiB = 1024 * 1024;
 export function checkCpuResolution(scenario: string, serverCpuMs: number): void {
   if (serverCpuMs < 1000) log(`${scenario}: WARNING: the measured phase burned only ${Math.round(serverCpuMs)} ms of server CPU (10 ms resolution); raise the counts for a per-operation figure good to 1 %`);
 }
+
+/**
+ * Amsel's event-loop delay during a phase (`amsel stats`): the window is reset when the phase
+ * starts and read when it ends (p50/p99/max over every 10 ms tick of the phase); in between it
+ * is polled every `everyMs` for the progress line. Empty for servers without stats (Prosody,
+ * ejabberd).
+ */
+export async function pollLoopDelay(server: BenchServer, label: string, everyMs = 5000): Promise<{ stop(): Promise<Record<string, number>> }> {
+  const stats = server.stats?.bind(server);
+  if (!stats) return { stop: async () => ({}) };
+  await stats({ reset: true });
+  let busy: Promise<void> | undefined;
+  const t = setInterval(() => {
+    busy ??= stats().then((s) => {
+      if (s) log(`${label}: event-loop delay so far p50 ${s.eventLoopDelayMs.p50} ms, p99 ${s.eventLoopDelayMs.p99} ms, max ${s.eventLoopDelayMs.max} ms; ${s.counts.sessions} sessions`);
+    }).finally(() => { busy = undefined; });
+  }, everyMs);
+  return {
+    async stop() {
+      clearInterval(t);
+      await busy;
+      const s = await stats();
+      if (!s) return {} as Record<string, number>;
+      const d = s.eventLoopDelayMs;
+      return { loopDelayP50Ms: d.p50, loopDelayP99Ms: d.p99, loopDelayMaxMs: d.max, loopBusyPct: Math.round(s.eventLoopUtilization * 1000) / 10 };
+    },
+  };
+}

@@ -7,7 +7,7 @@ import { connect, type XmppClient } from '../client.ts';
 import { CpuMeter, rssBytes } from '../proc.ts';
 import { Counters, r3, Samples } from '../stats.ts';
 import type { BenchServer, ScenarioResult } from '../types.ts';
-import { BENCH_PASSWORD, checkCpuResolution, log, MiB, pool, progress, userName, users, type Scenario } from './common.ts';
+import { BENCH_PASSWORD, checkCpuResolution, log, MiB, pollLoopDelay, pool, progress, userName, users, type Scenario } from './common.ts';
 
 const defaults = {
   logins: 2000,
@@ -92,9 +92,11 @@ export const login: Scenario<LoginParams> = {
     log(`login: measured, ${p.logins} logins, concurrency ${p.concurrency}${p.directTls ? ', Direct TLS' : ''}`);
     const lat = new Samples();
     const steps = new StepTimes(p.directTls);
+    const loop = await pollLoopDelay(server, 'login');
     const meter = new CpuMeter(server.pid);
     const r = await runLogins(server, p, p.logins, p.warmup, lat, errs, performance.now() + p.timeoutS * 1000, steps);
     const m = meter.stop();
+    const loopFigures = await loop.stop();
     checkCpuResolution('login', m.serverCpuMs);
     const s = lat.summary();
     const missing = p.logins - r.ok - errs.get('login');
@@ -115,6 +117,7 @@ export const login: Scenario<LoginParams> = {
         clientCpuMsPerLogin: r3(m.clientCpuMs / r.ok),
         rssMiB: r3(rssBytes(server.pid) / MiB),
         ...steps.figures(),
+        ...loopFigures,
       },
       errors: errs.get('login') + Math.max(0, missing),
       durationMs: Math.round(m.wallMs),

@@ -12,6 +12,8 @@ import { moduleStorageOptions } from '../../../src/modules/storage-options.ts';
 import { deriveScramCredential } from '../../../src/core/auth/scram.ts';
 import { ROOT, AMSEL_BIN } from '../../../src/testing/index.ts';
 import type { BenchServer, Provision, StartServer } from '../types.ts';
+import { notifyServer } from '../../../src/admin/control.ts';
+import type { HealthStats } from '../../../src/admin/health.ts';
 import { freePorts } from './common.ts';
 
 const DOMAIN = 'localhost';
@@ -117,6 +119,10 @@ export const startAmsel: StartServer = async ({ dir, provision: p, env }) => {
     caFile: certs.caFile,
     pid: child.pid!,
     notes: `SQLite (WAL, synchronous=FULL); modules: ${'roster, presence, offline, disco, caps, ping, version, time, last, private, account'}; no MAM/carbons/stream management yet; log level warn${env?.LD_PRELOAD ? `; LD_PRELOAD=${path.basename(env.LD_PRELOAD)}` : ''}`,
+    async stats(opts = {}) {
+      const r = await notifyServer(dir, { op: 'stats', ...opts }, 30_000);
+      return r?.ok ? (r as unknown as HealthStats) : undefined;
+    },
     async stop() {
       if (exited) return;
       child.kill('SIGTERM');

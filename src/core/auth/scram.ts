@@ -402,9 +402,11 @@ export class ScramServer implements SaslMechanism {
       return this.fail('temporary-auth-failure', undefined, username);
     }
     const real = stored?.[opts.hash];
-    const known = real !== undefined && isUsableCredential(real, opts.hash);
-    // Always computed, so the first step costs the same for known and unknown users.
+    // Always computed, and always validated (the real one, else the fake), so the first step costs
+    // the same for known and unknown users (test/security/auth-timing.test.ts).
     const fake = fakeCredential(ctx.fakeSaltSecret, username, opts.hash, ctx.iterations);
+    const usable = isUsableCredential(real ?? fake, opts.hash);
+    const known = real !== undefined && usable;
     const cred = known ? real : fake;
 
     const nonce = first.nonce + (ctx.randomNonce ? ctx.randomNonce() : randomBase64(18));

@@ -5,6 +5,10 @@
 //   exponentially with max(ipFailures, accountFailures): an online guesser of one account is slowed down
 //   from any number of IPs, while the real user, who knows the password, is never delayed or locked out.
 // - Temporary refusal (`isRefused`) is per IP only, after `refuseAfter` failures, for `refuseForMs`.
+// - A success forgives the failures of that account: the account counter, and the failures the IP made
+//   against that account (a user who mistyped, or many users behind one NAT). It does not forgive the
+//   IP's failures against other accounts: otherwise an attacker who owns one account could reset the
+//   refusal by logging into it between guesses.
 // - Counters are forgotten after `decayMs` without failures; memory is bounded (`maxEntries`, LRU).
 // - IPv6 addresses are aggregated per /64 (one host typically owns a whole /64); IPv4-mapped IPv6
 //   addresses count as their IPv4 address.
@@ -25,13 +29,20 @@ export interface AuthThrottleOptions {
   /** Upper bound on tracked IPs + accounts (least recently used are dropped). Default 100 000. */
   maxEntries?: number;
   now?: () => number;
+  /** Called when an IP (its /64 for IPv6) starts a refusal: for the log line. */
+  onRefuse?: (ip: string, failures: number, refuseForMs: number) => void;
 }
 
 interface Entry {
   failures: number;
   last: number;
   refusedUntil: number;
+  /** IP entries: failures per attempted account (at most MAX_ATTRIBUTED accounts; the rest stay unattributed). */
+  byAccount?: Map<string, number>;
 }
+
+/** Accounts remembered per IP entry; a refused IP makes no new attempts, so refuseAfter-ish is enough. */
+const MAX_ATTRIBUTED = 32;
 
 export class AuthThrottle {
   private readonly baseDelayMs: number;
@@ -41,6 +52,7 @@ export class AuthThrottle {
   private readonly decayMs: number;
   private readonly maxEntries: number;
   private readonly now: () => number;
+  private readonly onRefuse: AuthThrottleOptions['onRefuse'];
   /** Map iteration order = LRU order (oldest first). Keys: "i:" + ip, "a:" + account. */
   private readonly entries = new Map<string, Entry>();
 
@@ -52,6 +64,7 @@ export class AuthThrottle {
     this.decayMs = opts.decayMs ?? 15 * 60_000;
     this.maxEntries = Math.max(2, opts.maxEntries ?? 100_000);
     this.now = opts.now ?? Date.now;
+    this.onRefuse = opts.onRefuse;
   }
 
   /** Number of tracked keys (for metrics and tests). */
@@ -76,14 +89,31 @@ export class AuthThrottle {
   failure(ip: string, account: string | undefined): void {
     const now = this.now();
     const e = this.bump(ipKey(ip), now);
-    if (e.failures >= this.refuseAfter) e.refusedUntil = now + this.refuseForMs;
-    if (account !== undefined) this.bump(accountKey(account), now);
+    if (e.failures >= this.refuseAfter) {
+      const already = e.refusedUntil > now;
+      e.refusedUntil = now + this.refuseForMs;
+      if (!already) this.onRefuse?.(ip, e.failures, this.refuseForMs);
+    }
+    if (account === undefined) return;
+    const a = accountKey(account);
+    this.bump(a, now);
+    e.byAccount ??= new Map();
+    const n = e.byAccount.get(a);
+    if (n !== undefined) e.byAccount.set(a, n + 1);
+    else if (e.byAccount.size < MAX_ATTRIBUTED) e.byAccount.set(a, 1);
   }
 
-  /** Clears the account and IP counters. */
+  /** Clears the account counter and the IP's failures against that account (not its other failures). */
   success(ip: string, account: string): void {
-    this.entries.delete(ipKey(ip));
-    this.entries.delete(accountKey(account));
+    const a = accountKey(account);
+    this.entries.delete(a);
+    const k = ipKey(ip);
+    const e = this.get(k, false);
+    const n = e?.byAccount?.get(a);
+    if (e === undefined || n === undefined) return;
+    e.byAccount!.delete(a);
+    e.failures -= n;
+    if (e.failures <= 0) this.entries.delete(k);
   }
 
   private failuresOf(key: string): number {
