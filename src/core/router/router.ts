@@ -129,7 +129,8 @@ export class Router {
     const from = session.jid;
     let to: Jid;
     const toAttr = el.attr('to');
-    const hasTo = toAttr !== undefined && toAttr !== '';
+    // An empty 'to' is not "no to": '' is not a JID (RFC 7622 §3.2 needs a domainpart).
+    const hasTo = toAttr !== undefined;
     if (!hasTo) {
       to = from.bare; // RFC 6120 §10.3.3: no 'to' means the account itself
     } else {

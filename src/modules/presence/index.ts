@@ -289,7 +289,9 @@ export default defineModule({
           if (isLocal(s.to.domain)) return answerProbe(s.to.bare, session.jid);
           return;
         case 'error':
-          // The client answers something with an error: route it as is.
+          // The client answers something with an error: route it as is. Without 'to' it answers
+          // nobody (an error is never answered, RFC 6120 §8.3.1): nothing to route.
+          if (s.el.attr('to') === undefined) return;
           return ctx.send(s.el);
         case 'available':
         case 'unavailable':
