@@ -12,7 +12,8 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { startServer, RawClient, type TestServer } from '../../src/testing/index.ts';
-import { XmlStreamParser, type XmlElement } from '../../src/xml/index.ts';
+import { HEADER_ATTRS, byId, parseReceived, waitStanza } from '../clients/raw.ts';
+import type { XmlElement } from '../../src/xml/index.ts';
 import { scramClient } from '../../src/core/auth/scram-client.ts';
 
 const STREAMS = 'urn:ietf:params:xml:ns:xmpp-streams';
@@ -21,7 +22,6 @@ const SASL = 'urn:ietf:params:xml:ns:xmpp-sasl';
 const TLS_NS = 'urn:ietf:params:xml:ns:xmpp-tls';
 const BIND = 'urn:ietf:params:xml:ns:xmpp-bind';
 const PING = 'urn:xmpp:ping';
-const HEADER_ATTRS = `xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'`;
 
 const MAX_STANZA = 10_000; // the smallest the configuration allows (RFC 6120 §13.12)
 const FAILURE_DELAY = 60;
@@ -56,29 +56,8 @@ const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
 const plainAuth = (user: string, pass: string) => `<auth xmlns='${SASL}' mechanism='PLAIN'>${b64(`\0${user}\0${pass}`)}</auth>`;
 
 /** Every complete top-level element in what a client received (stream header stripped). */
-function parseReceived(text: string): XmlElement[] {
-  const body = text.replace(/<\?xml[^>]*\?>/g, '').replace(/<stream:stream\b[^>]*>/g, '');
-  const out: XmlElement[] = [];
-  const p = new XmlStreamParser(
-    { streamStart() {}, stanza: (el) => out.push(el), streamEnd() {}, error() {} },
-    { maxStanzaBytes: 1 << 24 },
-  );
-  p.write(Buffer.from(`<stream:stream ${HEADER_ATTRS}>${body}`, 'utf8'));
-  return out;
-}
 
-async function waitStanza(c: RawClient, pred: (el: XmlElement) => boolean, what = 'stanza', timeoutMs = 5000): Promise<XmlElement> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const hit = parseReceived(c.received).find(pred);
-    if (hit) return hit;
-    if (c.isClosed) throw new Error(`connection closed while waiting for ${what}; received:\n${c.received}`);
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; received:\n${c.received}`);
-    await delay(10);
-  }
-}
 
-const byId = (id: string) => (el: XmlElement) => el.attr('id') === id;
 
 async function closedWithin(c: RawClient, ms: number, what = 'the server closes the connection'): Promise<void> {
   const t = delay(ms).then(() => { throw new Error(`${what}: still open after ${ms} ms; received:\n${c.received}`); });

@@ -9,12 +9,12 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { startServer, RawClient, type TestServer } from '../../src/testing/index.ts';
-import { XmlStreamParser, type XmlElement } from '../../src/xml/index.ts';
+import { HEADER_ATTRS, byId, waitStanza } from '../clients/raw.ts';
+import type { XmlElement } from '../../src/xml/index.ts';
 
 const STREAMS = 'urn:ietf:params:xml:ns:xmpp-streams';
 const STANZAS = 'urn:ietf:params:xml:ns:xmpp-stanzas';
 const SASL = 'urn:ietf:params:xml:ns:xmpp-sasl';
-const HEADER_ATTRS = `xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'`;
 const MAX_STANZA = 10_000; // the smallest the configuration allows
 const MAX_HEADER = 1024;
 const MAX_DEPTH = 16;
@@ -62,26 +62,8 @@ after(async () => {
 
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
 
-function parseReceived(text: string): XmlElement[] {
-  const body = text.replace(/<\?xml[^>]*\?>/g, '').replace(/<stream:stream\b[^>]*>/g, '');
-  const out: XmlElement[] = [];
-  const p = new XmlStreamParser({ streamStart() {}, stanza: (el) => out.push(el), streamEnd() {}, error() {} }, { maxStanzaBytes: 1 << 24 });
-  p.write(Buffer.from(`<stream:stream ${HEADER_ATTRS}>${body}`, 'utf8'));
-  return out;
-}
 
-async function waitStanza(c: RawClient, pred: (el: XmlElement) => boolean, what = 'stanza', timeoutMs = 5000): Promise<XmlElement> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const hit = parseReceived(c.received).find(pred);
-    if (hit) return hit;
-    if (c.isClosed) throw new Error(`connection closed while waiting for ${what}; received:\n${c.received}`);
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; received:\n${c.received}`);
-    await delay(10);
-  }
-}
 
-const byId = (id: string) => (el: XmlElement) => el.attr('id') === id;
 
 function stanzaError(el: XmlElement): string | undefined {
   return el.getChild('error')?.elements().find((e) => e.ns === STANZAS && e.name !== 'text')?.name;
@@ -106,14 +88,6 @@ async function within<T>(p: Promise<T>, ms: number, what: () => string): Promise
   } finally {
     clearTimeout(timer);
   }
-}
-
-async function plainStream(): Promise<RawClient> {
-  const c = await RawClient.connect(srv.ports.c2s);
-  c.header();
-  await c.expect(/<\/stream:features>/);
-  c.clear();
-  return c;
 }
 
 async function secureStream(server = srv): Promise<RawClient> {
