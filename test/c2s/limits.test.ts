@@ -9,6 +9,7 @@ import tls from 'node:tls';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { startServer, RawClient, type TestServer } from '../../src/testing/index.ts';
+import { authenticate, plainAuth } from '../clients/raw.ts';
 
 const STREAMS = 'urn:ietf:params:xml:ns:xmpp-streams';
 const SASL = 'urn:ietf:params:xml:ns:xmpp-sasl';
@@ -55,8 +56,6 @@ after(async () => {
 
 // --- helpers -----------------------------------------------------------------------------------
 
-const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
-const plainAuth = (user: string, pass: string) => `<auth xmlns='${SASL}' mechanism='PLAIN'>${b64(`\0${user}\0${pass}`)}</auth>`;
 
 /** RawClient.connect always dials 127.0.0.1; this one dials ::1, a second source address. */
 function connectV6(port: number): Promise<RawClient> {
@@ -91,14 +90,6 @@ async function logged(srv: TestServer, msg: string, n = 1): Promise<Record<strin
   throw new Error(`no log line '${msg}'`);
 }
 
-async function authenticate(c: RawClient, user: string, pass: string): Promise<void> {
-  c.clear();
-  c.send(plainAuth(user, pass));
-  await c.expect(new RegExp(`<success xmlns=['"]${SASL}['"]`));
-  c.clear();
-  c.header();
-  await c.expect(/<\/stream:features>/);
-}
 
 /** Bind; returns the reply (a result or an error) as text. */
 async function bind(c: RawClient, resource: string): Promise<string> {

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { startServer, RawClient, type TestServer } from '../../src/testing/index.ts';
-import { HEADER_ATTRS, byId, parseReceived, waitStanza } from '../clients/raw.ts';
+import { HEADER_ATTRS, authenticate, byId, parseReceived, plainAuth, waitStanza } from '../clients/raw.ts';
 import type { XmlElement } from '../../src/xml/index.ts';
 import { scramClient } from '../../src/core/auth/scram-client.ts';
 
@@ -52,8 +52,6 @@ after(async () => {
 
 // --- helpers -----------------------------------------------------------------------------------
 
-const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
-const plainAuth = (user: string, pass: string) => `<auth xmlns='${SASL}' mechanism='PLAIN'>${b64(`\0${user}\0${pass}`)}</auth>`;
 
 /** Every complete top-level element in what a client received (stream header stripped). */
 
@@ -102,14 +100,6 @@ async function secureStream(via: 'direct' | 'starttls' = 'direct'): Promise<RawC
 }
 
 /** SASL PLAIN (inside TLS) and the stream restart (RFC 6120 §6.4.6). */
-async function authenticate(c: RawClient, user: string, pass: string): Promise<void> {
-  c.clear();
-  c.send(plainAuth(user, pass));
-  await c.expect(new RegExp(`<success xmlns=['"]${SASL}['"]`));
-  c.clear();
-  c.header();
-  await c.expect(/<\/stream:features>/);
-}
 
 async function bindResource(c: RawClient, resource?: string): Promise<string> {
   c.clear();

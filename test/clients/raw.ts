@@ -2,6 +2,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { RawClient } from '../../src/testing/index.ts';
 import { XmlStreamParser, type XmlElement } from '../../src/xml/index.ts';
+import { plainMessage } from './xmpp.ts';
 
 /** The namespaces of a client stream header. */
 export const HEADER_ATTRS = `xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'`;
@@ -31,3 +32,18 @@ export async function waitStanza(c: RawClient, pred: (el: XmlElement) => boolean
 }
 
 export const byId = (id: string) => (el: XmlElement) => el.attr('id') === id;
+
+const SASL = 'urn:ietf:params:xml:ns:xmpp-sasl';
+
+/** The SASL PLAIN <auth/> element a client sends. */
+export const plainAuth = (user: string, pass: string) => `<auth xmlns='${SASL}' mechanism='PLAIN'>${plainMessage(user, pass)}</auth>`;
+
+/** PLAIN on a secured stream, then the restart after <success/>: ready to bind. */
+export async function authenticate(c: RawClient, user: string, pass: string): Promise<void> {
+  c.clear();
+  c.send(plainAuth(user, pass));
+  await c.expect(new RegExp(`<success xmlns=['"]${SASL}['"]`));
+  c.clear();
+  c.header();
+  await c.expect(/<\/stream:features>/);
+}
