@@ -186,3 +186,30 @@ export function classifyingFaults(inner: Dialect): Dialect {
     createIntrospector: (db) => inner.createIntrospector(db),
   };
 }
+
+/** How often a storage fault is logged at most, however many operations fail meanwhile. */
+export const STORAGE_FAULT_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * A rate-limited warning for storage faults: one line per interval with the fault's code and how
+ * many operations failed since the last line (a full disk must not also fill the log).
+ */
+export class StorageFaultLog {
+  #at = 0;
+  #count = 0;
+  constructor(
+    private readonly log: { warn(obj: object, msg: string): void },
+    private readonly msg: string,
+    /** The log field that carries the count, e.g. 'bounced'. */
+    private readonly countField: string,
+  ) {}
+
+  note(err: StorageUnavailableError): void {
+    this.#count++;
+    const now = Date.now();
+    if (now - this.#at < STORAGE_FAULT_LOG_INTERVAL_MS) return;
+    this.log.warn({ code: err.code, reason: err.message, [this.countField]: this.#count }, this.msg);
+    this.#at = now;
+    this.#count = 0;
+  }
+}

@@ -8,10 +8,10 @@ import type { Logger } from '../../observability/log.ts';
 import type { Session } from '../sessions/session.ts';
 import type { SessionRegistry } from '../sessions/registry.ts';
 import { randomBase64url } from '../util/random.ts';
-import { StorageUnavailableError } from '../../storage/faults.ts';
+import { StorageFaultLog, StorageUnavailableError } from '../../storage/faults.ts';
 
 /** At most one log line per this interval about stanzas bounced because storage is unavailable. */
-export const STORAGE_FAULT_LOG_INTERVAL_MS = 10_000;
+export { STORAGE_FAULT_LOG_INTERVAL_MS } from '../../storage/faults.ts';
 
 /** Where a stanza is addressed, relative to the hosts we serve. */
 export type Addressing = 'host' | 'bare' | 'full' | 'remote';
@@ -87,8 +87,12 @@ export class Router {
   /** Per client session: its IQ requests routed to other sessions (gone with the session). */
   private readonly inFlight = new WeakMap<Session, InFlight>();
   private readonly maxIqsInFlight: number;
+  /** Stanzas bounced because storage is unavailable: one warning per interval. */
+  private readonly faultLog: StorageFaultLog;
+
   constructor(private readonly deps: RouterDeps) {
     this.maxIqsInFlight = deps.maxIqsInFlight ?? DEFAULT_MAX_IQS_IN_FLIGHT;
+    this.faultLog = new StorageFaultLog(deps.log, 'storage unavailable: stanzas answered with resource-constraint', 'bounced');
   }
 
   private table(host: string): HostTable {
@@ -422,24 +426,11 @@ export class Router {
     if (err instanceof StorageUnavailableError) {
       // Disk full, database unreachable: nothing was stored, so the sender is told to retry later
       // (RFC 6120 §8.3.3.18: lacks the system resources; type wait), never left in silence.
-      this.storageFault(err);
+      this.faultLog.note(err);
       return this.bounce(s.el, new StanzaError('resource-constraint', 'Storage is temporarily unavailable; try again later'), s.session);
     }
     this.deps.log.error({ err, kind: s.kind, sid: s.session?.id }, 'stanza handler failed');
     this.bounce(s.el, new StanzaError('internal-server-error'), s.session);
-  }
-
-  private faultLog = { at: 0, bounced: 0 };
-
-  /** One warning per STORAGE_FAULT_LOG_INTERVAL_MS however many stanzas fail (a full disk must not also fill the log). */
-  private storageFault(err: StorageUnavailableError): void {
-    const f = this.faultLog;
-    f.bounced++;
-    const now = Date.now();
-    if (now - f.at < STORAGE_FAULT_LOG_INTERVAL_MS) return;
-    this.deps.log.warn({ code: err.code, reason: err.message, bounced: f.bounced }, 'storage unavailable: stanzas answered with resource-constraint');
-    f.at = now;
-    f.bounced = 0;
   }
 
   /** Answer a stanza with an error, unless it is an error itself (never bounce errors: no loops). */

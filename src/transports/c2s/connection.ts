@@ -12,7 +12,7 @@ import { errorReply, iqResult, isStanzaKind } from '../../xmpp/stanza.ts';
 import { availableMechanisms, createMechanism, type ChannelBindingType, type SaslMechanism } from '../../core/auth/mechanisms.ts';
 import type { Session } from '../../core/sessions/session.ts';
 import type { C2sServices } from './services.ts';
-import { StorageUnavailableError } from '../../storage/index.ts';
+import { StorageFaultLog, StorageUnavailableError } from '../../storage/faults.ts';
 import { randomBase64url, randomHex } from '../../core/util/random.ts';
 import { ReadShaper } from './shaper.ts';
 
@@ -36,17 +36,10 @@ const OUTPUT_HARD_CAP = 16 << 20;
 
 let nextId = 0;
 
-/** Storage faults seen by c2s connections: one warn line per interval, with how many. */
-const STORAGE_FAULT_LOG_MS = 10_000;
-let storageFaults = 0;
-let storageFaultLogged = 0;
+/** Storage faults seen while logging in or binding, on every connection: one warning per interval. */
+let storageFaultLog: StorageFaultLog | undefined;
 function logStorageFault(log: C2sServices['log'], err: StorageUnavailableError): void {
-  storageFaults++;
-  const now = Date.now();
-  if (now - storageFaultLogged < STORAGE_FAULT_LOG_MS) return;
-  storageFaultLogged = now;
-  log.warn({ code: err.code, connections: storageFaults }, 'storage unavailable: logins and bindings refused');
-  storageFaults = 0;
+  (storageFaultLog ??= new StorageFaultLog(log, 'storage unavailable: logins and bindings refused', 'connections')).note(err);
 }
 
 /**
