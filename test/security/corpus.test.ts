@@ -219,7 +219,9 @@ test('deep nesting gets <policy-violation/>: one write of 100 000 levels, and tr
   const { c: d } = await session('alice', 'alice secret', 'deep2');
   await write(d, `<message to='bob@localhost'>`);
   let levels = 0;
-  while (levels < 10 * MAX_DEPTH && !/<stream:error>/.test(d.received) && !d.isClosed) {
+  // One level past the limit, then stop and wait: writing on while the error is in flight
+  // made the count depend on the machine's load.
+  while (levels <= MAX_DEPTH && !/<stream:error>/.test(d.received) && !d.isClosed) {
     await write(d, '<a>');
     levels++;
     await delay(2);
