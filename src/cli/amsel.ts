@@ -239,12 +239,12 @@ function formatStats(s: HealthStats): string {
   const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
   const d = s.eventLoopDelayMs;
   const lines = [
-    `uptime:               ${s.uptimeS.toFixed(0)} s`,
-    ...Object.entries(s.counts).map(([k, v]) => `${(k + ':').padEnd(22)}${v}`),
-    ...Object.entries(s.tracked).map(([k, v]) => `${(k + ' objects:').padEnd(22)}${v.alive} alive of ${v.total} since start`),
-    `memory:               rss ${mib(s.memory.rss)}, heap ${mib(s.memory.heapUsed)} used of ${mib(s.memory.heapTotal)} (limit ${mib(s.memory.heapLimit)}), external ${mib(s.memory.external)}${s.gc ? ' (after a full GC)' : ''}`,
-    `event-loop delay:     p50 ${d.p50} ms, p90 ${d.p90} ms, p99 ${d.p99} ms, max ${d.max} ms (over ${d.windowS.toFixed(0)} s)`,
-    `event-loop busy:      ${(s.eventLoopUtilization * 100).toFixed(1)} %`,
+    `uptime:                      ${s.uptimeS.toFixed(0)} s`,
+    ...Object.entries(s.counts).map(([k, v]) => `${(k + ':').padEnd(29)}${v}`),
+    ...Object.entries(s.tracked).map(([k, v]) => `${(k + ' objects:').padEnd(29)}${v.alive} alive of ${v.total} since start`),
+    `memory:                      rss ${mib(s.memory.rss)}, heap ${mib(s.memory.heapUsed)} used of ${mib(s.memory.heapTotal)} (limit ${mib(s.memory.heapLimit)}), external ${mib(s.memory.external)}${s.gc ? ' (after a full GC)' : ''}`,
+    `event-loop delay:            p50 ${d.p50} ms, p90 ${d.p90} ms, p99 ${d.p99} ms, max ${d.max} ms (over ${d.windowS.toFixed(0)} s)`,
+    `event-loop busy:             ${(s.eventLoopUtilization * 100).toFixed(1)} %`,
   ];
   return lines.join('\n') + '\n';
 }

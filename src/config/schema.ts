@@ -280,6 +280,30 @@ const LimitsSchema = z
         'IQ requests one session may have sent to other entities (full JIDs) and not yet had answered ' +
           '(forgotten after 60 s or when the other session ends); further ones get `<resource-constraint/>` (type wait).',
       ),
+    outputPauseBytes: positiveInt(16_384)
+      .default(1_048_576)
+      .describe(
+        'Output queued for one session that its client has not read yet, in bytes, above which the server ' +
+          'stops handling that session\'s input (and so stops reading from it) until the client has read ' +
+          'its replies: a client that sends requests and never reads cannot make the server buffer without bound.',
+      ),
+    maxOutputBytes: positiveInt(65_536)
+      .default(16_777_216)
+      .describe(
+        'Output queued for one session that its client has not read, in bytes, above which the session is ' +
+          'closed with `<resource-constraint/>` (a client that others send to but that never reads). ' +
+          'At least `outputPauseBytes`.',
+      ),
+  })
+  .check((ctx) => {
+    if (ctx.value.maxOutputBytes < ctx.value.outputPauseBytes) {
+      ctx.issues.push({
+        code: 'custom',
+        path: ['maxOutputBytes'],
+        message: `must be at least limits.outputPauseBytes (${ctx.value.outputPauseBytes})`,
+        input: ctx.value.maxOutputBytes,
+      });
+    }
   })
   .prefault({})
   .describe('Resource limits that protect the server from misbehaving peers.');
@@ -334,6 +358,18 @@ const AuthSchema = z
     maxFailureDelayMs: positiveInt(0, 600_000)
       .default(30_000)
       .describe('Upper bound for the growing failure delay, in milliseconds.'),
+    refuseAfterFailures: positiveInt(1)
+      .default(20)
+      .describe(
+        'Failed authentications from one address (an IPv6 /64) after which it is refused for ' +
+          '`refuseForMs`: new attempts get `<temporary-auth-failure/>` at once. Accounts are never locked.',
+      ),
+    refuseForMs: positiveInt(1000)
+      .default(300_000)
+      .describe('How long an address is refused after `refuseAfterFailures`, in milliseconds.'),
+    failureMemoryMs: positiveInt(1000)
+      .default(900_000)
+      .describe('Failures of an address or account are forgotten after this long without a new one, in milliseconds.'),
   })
   .check((ctx) => {
     if (ctx.value.maxFailureDelayMs < ctx.value.failureDelayMs) {

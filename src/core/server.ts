@@ -84,6 +84,9 @@ export async function createServer(config: Config, opts: ServerOptions = {}): Pr
   const throttle = new AuthThrottle({
     baseDelayMs: config.auth.failureDelayMs,
     maxDelayMs: config.auth.maxFailureDelayMs,
+    refuseAfter: config.auth.refuseAfterFailures,
+    refuseForMs: config.auth.refuseForMs,
+    decayMs: config.auth.failureMemoryMs,
     onRefuse: (ip, failures, refuseForMs) => log.warn({ ip, failures, refuseForMs }, 'too many failed authentications from this address: refused for a while'),
   });
   const serviceRegistry = new ServiceRegistry();
@@ -116,7 +119,16 @@ export async function createServer(config: Config, opts: ServerOptions = {}): Pr
     switch (req.op) {
       case 'status': return { ok: true, sessions: registry.size };
       case 'stats': {
-        const counts = () => ({ sessions: registry.size, connections: c2s.connections.size, authThrottleEntries: throttle.size });
+        const counts = () => {
+          const waiting = c2s.unauthenticated;
+          return {
+            sessions: registry.size,
+            connections: c2s.connections.size,
+            unauthenticatedConnections: waiting.connections,
+            unauthenticatedAddresses: waiting.addresses,
+            authThrottleEntries: throttle.size,
+          };
+        };
         return { ok: true, ...(await health.snapshot(counts, { reset: req.reset === true, gc: req.gc === true })) };
       }
       case 'deluser': return { ok: await server.deleteUser(req.host, req.username) };

@@ -25,10 +25,14 @@ const PRE_BURST = 4096;
 let conns: TestServer;
 /** Session limits: shaping, resources, IQs in flight, offline bytes. */
 let sessions: TestServer;
+/** Output limits (no shaper: the sender should be as fast as it can). */
+let output: TestServer;
+const OUTPUT_PAUSE = 64 * 1024;
+const MAX_OUTPUT = 256 * 1024;
 let ca: Buffer;
 
 before(async () => {
-  [conns, sessions] = await Promise.all([
+  [conns, sessions, output] = await Promise.all([
     startServer({ config: { limits: { maxUnauthenticatedPerIp: 2, maxUnauthenticatedTotal: 3 } } }),
     startServer({
       config: {
@@ -40,15 +44,19 @@ before(async () => {
         modules: { offline: { maxBytes: 10_000 } },
       },
     }),
+    startServer({
+      config: { limits: { bytesPerSecond: 0, unauthenticatedBytesPerSecond: 0, outputPauseBytes: OUTPUT_PAUSE, maxOutputBytes: MAX_OUTPUT } },
+    }),
   ]);
   ca = await readFile(conns.caFile);
   await Promise.all([
     conns.adduser('alice@localhost', 'alice secret'),
     ...['alice', 'bob', 'carol', 'dave'].map((u) => sessions.adduser(`${u}@localhost`, `${u} secret`)),
+    ...['erin', 'frank'].map((u) => output.adduser(`${u}@localhost`, `${u} secret`)),
   ]);
 });
 after(async () => {
-  for (const s of [conns, sessions]) {
+  for (const s of [conns, sessions, output]) {
     assert.equal(await s.stop(), 0, 'server exits cleanly on SIGTERM');
     await s.cleanup();
   }
@@ -144,6 +152,12 @@ test('unauthenticated connections: per address <policy-violation/>, in all <reso
     const [total] = await logged(conns, 'unauthenticated connection limit reached: refusing connections');
     assert.equal(total!.limit, 'maxUnauthenticatedTotal');
     assert.equal(total!.level, 'warn');
+    // `amsel stats` shows who is waiting: three connections from two addresses (refused ones not counted).
+    const st = await conns.cli(['stats', '--json']);
+    assert.equal(st.code, 0, st.stderr);
+    const { counts } = JSON.parse(st.stdout) as { counts: Record<string, number> };
+    assert.equal(counts.unauthenticatedConnections, 3);
+    assert.equal(counts.unauthenticatedAddresses, 2);
 
     // Binding takes a connection out of the count: one of 127.0.0.1's logs in.
     const first = open[0]!;
@@ -309,4 +323,38 @@ test('offline messages beyond modules.offline.maxBytes are bounced with <service
   } finally {
     alice.destroy();
   }
+});
+
+// --- output limits -----------------------------------------------------------------------------
+
+test('a recipient that never reads is closed once limits.maxOutputBytes are unsent; the sender is not affected', { timeout: 60_000 }, async () => {
+  const sink = await session(output, 'erin', 'sink');
+  const sender = await session(output, 'frank', 'sender');
+  // Stop reading: once the kernel's socket buffers are full, the server's writes back up.
+  sink.socket.pause();
+  const body = 'z'.repeat(50_000);
+  const msg = `<message to='erin@localhost/sink' type='chat'><body>${body}</body></message>`;
+  let sent = 0;
+  const closing = () => output.logs.find((l) => l.msg === 'peer does not read its stream: closing the session');
+  const deadline = Date.now() + 40_000;
+  while (!closing() && Date.now() < deadline) {
+    await new Promise<void>((resolve) => sender.socket.write(msg, () => resolve()));
+    sent++;
+    if (sent % 20 === 0) await delay(5);
+  }
+  const line = closing();
+  assert.ok(line, `closed after ${sent} messages of 50 KB`);
+  assert.equal(line.level, 'warn');
+  // The configured limit, not the default 16 MiB: the unsent output at closing is within one
+  // message of maxOutputBytes.
+  const unsent = line.unsent as number;
+  assert.ok(unsent > MAX_OUTPUT && unsent <= MAX_OUTPUT + msg.length + 4096, `unsent ${unsent} bytes at closing`);
+  // The sink's connection goes (a read reveals the close)...
+  sink.socket.resume();
+  await closedWithin(sink, 10_000);
+  // ...the sender's session keeps working.
+  sender.clear();
+  sender.send(`<iq type='get' id='still' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+  await sender.expect(/id=["']still["']/);
+  sender.destroy();
 });

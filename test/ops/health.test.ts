@@ -125,7 +125,7 @@ async function settled(): Promise<HealthStats> {
 
 test(`${WAVES} waves of ${ACCOUNTS * RESOURCES} sessions leave no sessions, connections or session objects behind, and no heap growth`, async (t) => {
   const before = await stats({ gc: true, reset: true });
-  assert.deepEqual(before.counts, { sessions: 0, connections: 0, authThrottleEntries: 0 });
+  assert.deepEqual(before.counts, { sessions: 0, connections: 0, unauthenticatedConnections: 0, unauthenticatedAddresses: 0, authThrottleEntries: 0 });
   const heap: number[] = [];
   for (let w = 0; w < WAVES; w++) {
     await wave(w);
@@ -137,6 +137,7 @@ test(`${WAVES} waves of ${ACCOUNTS * RESOURCES} sessions leave no sessions, conn
       `event-loop delay p99 ${s.eventLoopDelayMs.p99} ms max ${s.eventLoopDelayMs.max} ms`);
     assert.equal(s.counts.sessions, 0);
     assert.equal(s.counts.connections, 0);
+    assert.equal(s.counts.unauthenticatedConnections, 0, 'every connection left the unauthenticated count');
     assert.equal(s.tracked.sessions?.total, (w + 1) * ACCOUNTS * RESOURCES, 'every login was tracked');
     assert.equal(s.tracked.sessions?.alive, 0, 'no closed session is still referenced after a full GC');
   }

@@ -1,10 +1,9 @@
 // Authentication abuse (issue 5 item 2), against a real server process: failed SASL attempts are
-// delayed per address and per account, an address is refused after 20 failures, and the real
-// user is never locked out: from another address the account still logs in at once, while the
-// attacker's address stays refused. Each loopback source address (127.0.0.x) plays one IP.
-// Decay over time and the exact delay curve are unit-tested with a fake clock
-// (src/core/auth/throttle.test.ts); the defaults (20 failures, 5 min refusal, 15 min memory)
-// are not configurable, so this test does not wait for them.
+// delayed per address and per account, an address is refused after auth.refuseAfterFailures
+// failures for auth.refuseForMs, and the real user is never locked out: from another address the
+// account still logs in at once, while the attacker's address stays refused. Each loopback source
+// address (127.0.0.x) plays one IP. The memory of failures (auth.failureMemoryMs) and the exact
+// delay curve are unit-tested with a fake clock (src/core/auth/throttle.test.ts).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -13,7 +12,8 @@ import { plainAttempt, saslStream, scramAttempt } from './auth-util.ts';
 
 const DELAY = 20;
 const MAX_DELAY = 160;
-const REFUSE_AFTER = 20; // AuthThrottle default
+const REFUSE_AFTER = 12; // auth.refuseAfterFailures (default 20)
+const REFUSE_FOR = 6000; // auth.refuseForMs (default 5 min)
 
 let srv: TestServer;
 let ca: Buffer;
@@ -21,7 +21,7 @@ let ca: Buffer;
 before(async () => {
   srv = await startServer({
     config: {
-      auth: { failureDelayMs: DELAY, maxFailureDelayMs: MAX_DELAY },
+      auth: { failureDelayMs: DELAY, maxFailureDelayMs: MAX_DELAY, refuseAfterFailures: REFUSE_AFTER, refuseForMs: REFUSE_FOR },
       log: { level: 'info', format: 'json' },
     },
   });
@@ -137,4 +137,33 @@ test('delays grow per address: the same guesses against many accounts are slowed
   assert.equal(lines.length, 4);
   assert.deepEqual(lines.map((l) => l.delayMs), [0, DELAY, 2 * DELAY, 4 * DELAY]);
   assert.doesNotMatch(srv.output(), /password1/);
+});
+
+test('the refusal ends after auth.refuseForMs: the address may try again', async () => {
+  const ip = '127.0.0.8';
+  const conditions = await guess(ip, 'nobody-here', REFUSE_AFTER + 1);
+  const refusedAt = Date.now();
+  assert.equal(conditions.at(-1), 'temporary-auth-failure', `refused after ${REFUSE_AFTER} failures: ${conditions.join(', ')}`);
+  assert.equal(conditions.length, REFUSE_AFTER + 1);
+  const attempt = async () => {
+    const c = await saslStream(srv.ports.c2sDirectTls, ca, ip);
+    try {
+      return await plainAttempt(c, 'romeo', 'romeo secret');
+    } finally {
+      c.destroy();
+    }
+  };
+  // Still refused well before the time is up (even with the right password)...
+  await new Promise((r) => setTimeout(r, REFUSE_FOR / 2));
+  const early = await attempt();
+  if (Date.now() - refusedAt < REFUSE_FOR - 500) assert.equal(early.condition, 'temporary-auth-failure', early.xml);
+  // ...and let in once it is over.
+  let ok = false;
+  while (!ok && Date.now() - refusedAt < REFUSE_FOR + 15_000) {
+    await new Promise((r) => setTimeout(r, 500));
+    ok = (await attempt()).ok;
+  }
+  const after = Date.now() - refusedAt;
+  assert.ok(ok, 'admitted again after the refusal');
+  assert.ok(after >= REFUSE_FOR - 100, `admitted after ${after} ms, not before ${REFUSE_FOR}`);
 });

@@ -25,14 +25,10 @@ const NS_REGISTER = 'jabber:iq:register';
 const CLOSE_GRACE_MS = 2000;
 const QUEUE_PAUSE = 64;
 const QUEUE_RESUME = 8;
-/**
- * Output backpressure. Above OUTPUT_HIGH_WATER bytes not yet taken by the peer, the connection
- * handles no more of its input until the socket drains (the input queue then fills and reading
- * pauses: a client that sends requests without reading the replies stops itself). Above
- * OUTPUT_HARD_CAP (a peer that does not read what others send it) the session is closed.
- */
-const OUTPUT_HIGH_WATER = 1 << 20;
-const OUTPUT_HARD_CAP = 16 << 20;
+// Output backpressure. Above limits.outputPauseBytes not yet taken by the peer, the connection
+// handles no more of its input until the socket drains (the input queue then fills and reading
+// pauses: a client that sends requests without reading the replies stops itself). Above
+// limits.maxOutputBytes (a peer that does not read what others send it) the session is closed.
 
 let nextId = 0;
 
@@ -206,8 +202,8 @@ export class C2sConnection implements Session {
 
   send(el: XmlElement): void {
     if (this.state === 'closing' || this.state === 'closed') return;
-    if (this.socket.writableLength > OUTPUT_HARD_CAP) {
-      // The peer has not read 16 MiB: it is gone or hostile. Stanzas still unread are lost with
+    if (this.socket.writableLength > this.svc.config.limits.maxOutputBytes) {
+      // The peer has not read limits.maxOutputBytes: it is gone or hostile. Stanzas still unread are lost with
       // the connection, as when it drops (a later stream management resumption could keep them).
       this.log.warn({ unsent: this.socket.writableLength }, 'peer does not read its stream: closing the session');
       void this.close(new StreamError('resource-constraint', 'You are not reading your stream'));
@@ -435,7 +431,7 @@ export class C2sConnection implements Session {
           if (this.shapeTimer === undefined) this.socket.resume();
         }
         // Pending output over the high-water mark: let the peer read first (backpressure).
-        if (this.socket.writableLength > OUTPUT_HIGH_WATER) {
+        if (this.socket.writableLength > this.svc.config.limits.outputPauseBytes) {
           await this.drained();
           if (this.state === 'closing' || this.state === 'closed') return;
         }

@@ -4,6 +4,7 @@ import tls from 'node:tls';
 import { C2sConnection } from './connection.ts';
 import type { C2sServices } from './services.ts';
 import { StreamError } from '../../xmpp/errors.ts';
+import { ipKey } from '../../core/auth/throttle.ts';
 
 /** At most one log line per limit and this interval while connections are being refused. */
 const REFUSAL_LOG_INTERVAL_MS = 10_000;
@@ -15,7 +16,11 @@ export interface ListenerSpec { kind: 'c2s' | 'c2sDirectTls'; port: number; addr
 export class C2sListeners {
   private readonly servers: net.Server[] = [];
   readonly connections = new Set<C2sConnection>();
-  /** Admitted connections not bound yet, per address and in all (refused ones are not counted). */
+  /**
+   * Admitted connections not bound yet, per address and in all (refused ones are not counted).
+   * Addresses as the auth throttle groups them: an IPv6 /64 is one address (one host or household
+   * typically owns a whole /64, and could otherwise use a fresh address per connection).
+   */
   private readonly unauthPerIp = new Map<string, number>();
   private unauthTotal = 0;
   /** Refusals since the last log line, and when that was, per limit. */
@@ -43,7 +48,7 @@ export class C2sListeners {
       // can be sent before TLS, and a flood should not cost a handshake per connection. Runs
       // before the TLS server's own listener wraps the socket.
       server.prependListener('connection', (raw: net.Socket) => {
-        const over = this.over(raw.remoteAddress ?? '?');
+        const over = this.over(ipKey(raw.remoteAddress ?? '?'));
         if (over) {
           this.refused(over, true);
           raw.destroy();
@@ -66,6 +71,11 @@ export class C2sListeners {
     const port = (server.address() as net.AddressInfo).port;
     this.svc.log.info({ listener: spec.kind, address, port }, 'listening');
     return port;
+  }
+
+  /** For `amsel stats`: connections waiting to authenticate, and from how many addresses. */
+  get unauthenticated(): { connections: number; addresses: number } {
+    return { connections: this.unauthTotal, addresses: this.unauthPerIp.size };
   }
 
   /** Which limit a new connection from `ip` would exceed, if any. */
@@ -92,7 +102,7 @@ export class C2sListeners {
   }
 
   private accept(socket: net.Socket, direct: boolean): void {
-    const ip = socket.remoteAddress ?? '?';
+    const ip = ipKey(socket.remoteAddress ?? '?');
     const over = this.over(ip);
     if (over) {
       // RFC 6120 §4.9.3: per address, the client broke a policy (<policy-violation/>); in all,
