@@ -13,7 +13,8 @@ import { deriveCredentials } from '../core/auth/scram.ts';
 import { parseConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { memoryStorage, type Storage } from '../storage/index.ts';
-import { silentLogger, type Logger } from '../observability/log.ts';
+import { createLogger, silentLogger, type Logger } from '../observability/log.ts';
+import { Writable } from 'node:stream';
 import { Jid } from '../jid/index.ts';
 import type { XmlElement } from '../xml/index.ts';
 
@@ -59,9 +60,9 @@ export interface ModuleHarness {
   stop(): Promise<void>;
 }
 
-export async function createModuleHarness(defs: readonly ModuleDefinition[], opts: { hosts?: string[]; modules?: Record<string, unknown>; storage?: Storage; config?: Record<string, unknown> } = {}): Promise<ModuleHarness> {
+export async function createModuleHarness(defs: readonly ModuleDefinition[], opts: { hosts?: string[]; modules?: Record<string, unknown>; storage?: Storage; config?: Record<string, unknown>; log?: Logger } = {}): Promise<ModuleHarness> {
   const hosts = opts.hosts ?? ['example.test'];
-  const log = silentLogger();
+  const log = opts.log ?? silentLogger();
   const config = parseConfig({ hosts, tls: { certificates: [] }, modules: opts.modules ?? {}, ...opts.config }, '/tmp');
   const storage = opts.storage ?? memoryStorage();
   const registry = new LocalSessionRegistry();
@@ -114,4 +115,15 @@ export function extraLoaderDeps(d: { storage: Storage; registry: LocalSessionReg
     streamFeatures: new StreamFeatureRegistry(),
     accounts: createAccountOps({ ...d, iterations: 4096 }),
   };
+}
+
+/** A logger that keeps every line as an object in `lines` (for tests that check log lines). */
+export function collectingLogger(level: 'debug' | 'info' = 'info'): { log: Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const log = createLogger({
+    level,
+    format: 'json',
+    destination: new Writable({ write(chunk: Buffer, _enc, cb) { for (const l of chunk.toString('utf8').split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>); cb(); } }),
+  });
+  return { log, lines };
 }

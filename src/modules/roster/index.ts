@@ -179,6 +179,7 @@ class Roster implements RosterService {
     if (before && sameItem(before, data)) return { item: toItem(before), before };
     // RFC 6121 §2.3.3 leaves roster size to local policy: refuse new items beyond maxItems.
     if (!before && (await this.repo.count(this.ctx.host, username)) >= this.#cfg.maxItems) {
+      this.ctx.log.info({ owner: owner.bare.toString(), limit: this.#cfg.maxItems }, 'roster full: item refused (modules.roster.maxItems)');
       throw new StanzaError('policy-violation', `A roster holds at most ${this.#cfg.maxItems} items`);
     }
     const v = await this.repo.put(this.ctx.host, username, data);
@@ -198,6 +199,7 @@ class Roster implements RosterService {
     const key = from.bare.toString();
     if (!(await this.repo.getPendingIn(this.ctx.host, username, key))
       && (await this.repo.countPendingIn(this.ctx.host, username)) >= this.#cfg.maxPendingIn) {
+      this.ctx.log.info({ owner: owner.bare.toString(), limit: this.#cfg.maxPendingIn }, 'too many unanswered subscription requests: request refused (modules.roster.maxPendingIn)');
       throw new StanzaError('resource-constraint', 'Too many unanswered subscription requests');
     }
     await this.repo.addPendingIn(this.ctx.host, username, key, stanzaToText(stanza), Date.now());

@@ -6,7 +6,7 @@ import roster, { ROSTER_REQUESTED } from './index.ts';
 import { RosterServiceKey } from './service.ts';
 import { NS_ROSTER, NS_ROSTERVER, stanzaFromText, stanzaToText } from './codec.ts';
 import type { ModuleDefinition } from '../../core/modules/define.ts';
-import { createModuleHarness, type FakeSession, type ModuleHarness } from '../../testing/modules.ts';
+import { collectingLogger, createModuleHarness, type FakeSession, type ModuleHarness } from '../../testing/modules.ts';
 import { Jid } from '../../jid/index.ts';
 import { x, type XmlElement } from '../../xml/index.ts';
 import { NS } from '../../xmpp/ns.ts';
@@ -48,12 +48,13 @@ for (const variant of storageVariants([roster as ModuleDefinition])) {
     async function start(config: Record<string, unknown> = {}) {
       const o = await variant.open();
       opened.push(o);
-      const h = await createModuleHarness([roster as ModuleDefinition], { hosts: [H], storage: o.storage, modules: { roster: config } });
+      const { log, lines } = collectingLogger();
+      const h = await createModuleHarness([roster as ModuleDefinition], { hosts: [H], storage: o.storage, modules: { roster: config }, log });
       harnesses.push(h);
       await h.addUser(`alice@${H}`);
       await h.addUser(`bob@${H}`);
       const svc = h.services.use(H, RosterServiceKey);
-      return { h, svc };
+      return { h, svc, logs: lines };
     }
     after(async () => {
       for (const h of harnesses) await h.stop();
@@ -185,13 +186,16 @@ for (const variant of storageVariants([roster as ModuleDefinition])) {
     });
 
     test('the roster size limit: policy-violation with a text, updates and removals still work', async () => {
-      const { h, svc } = await start({ maxItems: 2 });
+      const { h, svc, logs } = await start({ maxItems: 2 });
       const desk = await h.connect(`alice@${H}/desk`);
       await send(h, desk, iq('set', q({}, item(`a@${H}`))));
       await send(h, desk, iq('set', q({}, item(`b@${H}`))));
       const full = await send(h, desk, iq('set', q({}, item(`c@${H}`))));
       assert.equal(errorOf(full[0]!), 'policy-violation');
       assert.match(full[0]!.getChild('error')!.getChildText('text', NS.STANZAS) ?? '', /at most 2 items/);
+      const line = logs.find((l) => String(l.msg).startsWith('roster full'));
+      assert.equal(line?.owner, `alice@${H}`, 'a log line names the account and the limit');
+      assert.equal(line?.limit, 2);
       const upd = await send(h, desk, iq('set', q({}, item(`a@${H}`, { name: 'A' }))));
       assert.equal(upd[0]!.attr('type'), 'result');
       await assert.rejects(svc.modify(ALICE, Jid.parse(`d@${H}`), () => ({ jid: Jid.parse(`d@${H}`), groups: [], subscription: 'none', ask: true, approved: false })),
@@ -273,7 +277,7 @@ for (const variant of storageVariants([roster as ModuleDefinition])) {
     });
 
     test('pending inbound requests are kept apart from the roster, round-trip their stanza, and are limited', async () => {
-      const { svc } = await start({ maxPendingIn: 2 });
+      const { svc, logs } = await start({ maxPendingIn: 2 });
       const bob = Jid.parse(`bob@${H}/laptop`);
       const stanza = x('presence', { xmlns: NS.CLIENT, type: 'subscribe', from: bob.toString(), to: ALICE.toString() },
         x('status', null, 'Grüße & <hi>'), x('nick', { xmlns: 'http://jabber.org/protocol/nick' }, 'Bobby'));
@@ -282,6 +286,7 @@ for (const variant of storageVariants([roster as ModuleDefinition])) {
       await svc.addPendingIn(ALICE, Jid.parse(`carol@${H}`), x('presence', { xmlns: NS.CLIENT, type: 'subscribe' }));
       await assert.rejects(svc.addPendingIn(ALICE, Jid.parse(`dave@${H}`), x('presence', { xmlns: NS.CLIENT, type: 'subscribe' })),
         (e: unknown) => e instanceof StanzaError && e.condition === 'resource-constraint');
+      assert.equal(logs.filter((l) => String(l.msg).startsWith('too many unanswered subscription requests')).length, 1);
       const pending = await svc.pendingIn(ALICE);
       assert.deepEqual(pending.map((p) => p.from.toString()).sort(), [`bob@${H}`, `carol@${H}`]);
       const mine = pending.find((p) => p.from.equals(bob.bare))!;
