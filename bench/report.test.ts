@@ -17,7 +17,10 @@ function res(label: string, run: string, figures: Record<string, number>, extra:
 
 /** A full set of budget runs for one label, each figure = factor × its budget limit. */
 function allRuns(label: string, factor: number): RunResult[] {
-  return BUDGET.map((b) => res(label, b.run, { [b.figure]: b.limit * factor }));
+  // One run per scenario, carrying the figures of every budget line measured in it.
+  const byRun = new Map<string, Record<string, number>>();
+  for (const b of BUDGET) byRun.set(b.run, { ...byRun.get(b.run), [b.figure]: b.limit * factor });
+  return [...byRun].map(([run, figures]) => res(label, run, figures));
 }
 
 /** The budget table's rows as cell arrays, keyed by the budget line's title. */

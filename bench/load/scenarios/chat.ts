@@ -9,7 +9,7 @@ import { connect, isNamed, rawAttr, type XmppClient } from '../client.ts';
 import { CpuMeter, rssBytes } from '../proc.ts';
 import { Counters, r3, Samples } from '../stats.ts';
 import type { ScenarioResult } from '../types.ts';
-import { BENCH_PASSWORD, checkCpuResolution, log, MiB, pool, progress, sleep, userName, users, type Scenario } from './common.ts';
+import { BENCH_PASSWORD, checkCpuResolution, log, MiB, pollLoopDelay, pool, progress, sleep, userName, users, type Scenario } from './common.ts';
 
 const defaults = {
   pairs: 50,
@@ -157,6 +157,7 @@ export const chat: Scenario<ChatParams> = {
 
     let ph: Phase;
     let lag: Samples | null = null;
+    const loop = await pollLoopDelay(server, 'chat');
     const meter = new CpuMeter(server.pid);
     const deadline = performance.now() + p.timeoutS * 1000;
     if (p.mode === 'closed') {
@@ -201,6 +202,7 @@ export const chat: Scenario<ChatParams> = {
       await Promise.race([drained, sleep(p.drainS * 1000)]);
     }
     const m = meter.stop();
+    const loopFigures = await loop.stop();
     checkCpuResolution('chat', m.serverCpuMs);
     const sent = ph.totalSent;
     // Counted once, here: a message arriving while the clients close is late, not delivered.
@@ -232,6 +234,7 @@ export const chat: Scenario<ChatParams> = {
       serverCpuMs: Math.round(m.serverCpuMs),
       clientCpuMsPerMessage: r3(m.clientCpuMs / Math.max(1, received)),
       rssMiB: r3(rssBytes(server.pid) / MiB),
+      ...loopFigures,
     };
     if (lag) { const l = lag.summary(); figures.sendLagP99Ms = r3(l.p99); figures.sendLagMaxMs = r3(l.max); }
     return {
