@@ -8,7 +8,7 @@ import { ConfigError } from '../config/errors.ts';
 import type { Config } from '../config/schema.ts';
 import { configReference, modulesReference } from '../config/docs.ts';
 import { builtinModules } from '../modules/index.ts';
-import { createServer } from '../core/server.ts';
+import { createServer, type Server } from '../core/server.ts';
 import { createLogger } from '../observability/log.ts';
 import { openStorage, AccountExistsError, type Storage } from '../storage/index.ts';
 import { deriveCredentials } from '../core/auth/scram.ts';
@@ -83,19 +83,25 @@ export function buildCli(): Command {
     .action(async () => {
       const config = await resolveConfig(g());
       const log = createLogger({ level: config.log.level, format: config.log.format });
-      const server = await createServer(config, { log });
-      await server.start();
-      // Weak settings and unsafe key/data permissions: logged, never fatal (src/cli/security.ts).
-      for (const w of await securityWarnings(config, { configFile: g().dev ? undefined : (g().config ?? DEFAULT_CONFIG) })) log.warn({ check: w.topic }, w.message);
-      const certs = await TlsManager.create(config.tls, config.hosts).then((m) => checkCertificates(m.certificates(), config.hosts)).catch(() => []);
-      for (const c of certs) if (c.level !== 'ok') log.warn({ check: 'certificate', domain: c.domain }, c.message);
+      // Signals are handled from the beginning: the start may wait a long time for PostgreSQL
+      // (src/storage/startup.ts), and SIGTERM then is a normal stop (exit 0), not a crash. A
+      // signal during the rest of the start lets it finish, then stops the server.
+      const abort = new AbortController();
+      let server: Server | undefined;
+      const starting = (async () => {
+        server = await createServer(config, { log, signal: abort.signal });
+        await server.start();
+      })();
       let stopping = false;
       const stop = async (signal: string) => {
         if (stopping) return;
         stopping = true;
         log.info({ signal }, 'signal received');
+        abort.abort();
+        // A failed or aborted start exits below.
+        if (!(await starting.then(() => true, () => false))) return;
         try {
-          await server.stop();
+          await server!.stop();
           process.exit(0);
         } catch (err) {
           log.error({ err }, 'error during shutdown');
@@ -105,8 +111,24 @@ export function buildCli(): Command {
       process.on('SIGTERM', () => void stop('SIGTERM'));
       process.on('SIGINT', () => void stop('SIGINT'));
       process.on('SIGHUP', () => {
-        server.reloadTls().catch((err: unknown) => log.error({ err }, 'certificate reload failed; keeping the old certificates'));
+        void starting.then(
+          () => server!.reloadTls().catch((err: unknown) => log.error({ err }, 'certificate reload failed; keeping the old certificates')),
+          () => undefined,
+        );
       });
+      try {
+        await starting;
+      } catch (err) {
+        if (abort.signal.aborted && err === abort.signal.reason) {
+          log.info('stopped before the server had started');
+          process.exit(0);
+        }
+        throw err;
+      }
+      // Weak settings and unsafe key/data permissions: logged, never fatal (src/cli/security.ts).
+      for (const w of await securityWarnings(config, { configFile: g().dev ? undefined : (g().config ?? DEFAULT_CONFIG) })) log.warn({ check: w.topic }, w.message);
+      const certs = await TlsManager.create(config.tls, config.hosts).then((m) => checkCertificates(m.certificates(), config.hosts)).catch(() => []);
+      for (const c of certs) if (c.level !== 'ok') log.warn({ check: 'certificate', domain: c.domain }, c.message);
       if (g().dev) {
         process.stderr.write(`amsel: development server for 'localhost' is running. Add a user with: ./bin/amsel.js --dev adduser alice@localhost\n`);
       }

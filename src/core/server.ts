@@ -5,7 +5,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/schema.ts';
 import { createLogger, type Logger } from '../observability/log.ts';
-import { openStorage, type Storage } from '../storage/index.ts';
+import { openStorageWhenReachable, type Storage } from '../storage/index.ts';
 import { TlsManager } from '../tls/index.ts';
 import { AuthThrottle } from './auth/throttle.ts';
 import { HookBus } from './hooks.ts';
@@ -30,6 +30,8 @@ export interface ServerOptions {
   modules?: readonly ModuleDefinition[];
   /** Listen on the control socket in the data directory (the CLI talks to it). Default true. */
   control?: boolean;
+  /** Ends a wait for an unreachable PostgreSQL at start-up (SIGTERM): createServer rejects with its reason. */
+  signal?: AbortSignal;
 }
 
 export interface Server {
@@ -73,10 +75,12 @@ export async function createServer(config: Config, opts: ServerOptions = {}): Pr
   const isLocalHost = (d: string) => hosts.has(d);
   const tlsManager = await TlsManager.create(config.tls, config.hosts);
   const modules = opts.modules ?? builtinModules;
-  const storage = await openStorage(config.storage.type === 'sqlite'
+  // PostgreSQL not reachable yet (booting, restarting): waits here, before any listener opens.
+  const storage = await openStorageWhenReachable(config.storage.type === 'sqlite'
     ? { type: 'sqlite', path: config.storage.path }
     : { type: 'postgres', url: config.storage.url, poolSize: config.storage.poolSize },
-  { ...moduleStorageOptions(modules), onPoolError: (err) => log.warn({ err: err.message }, 'PostgreSQL connection lost; reconnecting on next use') });
+  { ...moduleStorageOptions(modules), onPoolError: (err) => log.warn({ err: err.message }, 'PostgreSQL connection lost; reconnecting on next use') },
+  { log, signal: opts.signal });
   const hooks = new HookBus(log);
   const registry = new LocalSessionRegistry();
   const router = new Router({ log, registry, isLocalHost, maxIqsInFlight: config.limits.maxIqsInFlight });

@@ -13,6 +13,15 @@ export {
   type Dialect,
 } from './db.ts';
 export { StorageUnavailableError, storageFault } from './faults.ts';
+export {
+  openStorageWhenReachable,
+  startupFault,
+  pgTarget,
+  STORAGE_URL_KEY,
+  STARTUP_WAIT_MSG,
+  STARTUP_CONNECTED_MSG,
+  type StartupWaitOptions,
+} from './startup.ts';
 export { runMigrations, coreMigrations, UnknownMigrationError, MigrationError, type Migration } from './migrate.ts';
 export { AccountExistsError, type AccountRecord, type AccountSummary, type AccountStore } from './accounts.ts';
 export type { KeyvalStore } from './kinds/keyval.ts';

@@ -84,6 +84,13 @@ export interface TestServerOptions {
    */
   config?: Record<string, unknown>;
   env?: NodeJS.ProcessEnv;
+  /**
+   * The log message (`msg`) after which startServer resolves, default 'server started'; e.g. a
+   * line logged while the server still waits for something (then use waitForLog()).
+   */
+  readyWhen?: string;
+  /** How long startServer waits for that line, default 20 s. */
+  readyTimeoutMs?: number;
 }
 
 export interface TestServer {
@@ -98,6 +105,8 @@ export interface TestServer {
   readonly logs: Record<string, unknown>[];
   /** Raw stdout+stderr so far. */
   output(): string;
+  /** The first log line (so far or later) with this `msg`; rejects if the process exits first or after timeoutMs. */
+  waitForLog(msg: string, timeoutMs?: number): Promise<Record<string, unknown>>;
   cli(args: string[], stdin?: string): Promise<CliResult>;
   adduser(jid: string, password: string): Promise<void>;
   /** SIGTERM and wait; resolves with the exit code (null if killed by a signal). */
@@ -154,7 +163,7 @@ interface Launched {
   exited: Promise<number | null>;
 }
 
-async function launch(configFile: string, env: NodeJS.ProcessEnv | undefined): Promise<Launched> {
+async function launch(configFile: string, env: NodeJS.ProcessEnv | undefined, readyWhen = 'server started', readyTimeoutMs = 20_000): Promise<Launched> {
   const child = spawn(process.execPath, [AMSEL_BIN, '--config', configFile, 'start'], {
     cwd: ROOT,
     env: { ...process.env, ...env },
@@ -171,7 +180,7 @@ async function launch(configFile: string, env: NodeJS.ProcessEnv | undefined): P
       try { rec = JSON.parse(line) as Record<string, unknown>; } catch { return; }
       logs.push(rec);
       if (rec.msg === 'listening') ports[String(rec.listener)] = Number(rec.port);
-      if (rec.msg === 'server started') resolve();
+      if (rec.msg === readyWhen) resolve();
     };
     child.stdout!.setEncoding('utf8').on('data', (d: string) => {
       raw += d;
@@ -184,7 +193,7 @@ async function launch(configFile: string, env: NodeJS.ProcessEnv | undefined): P
     });
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (raw += d));
     void exited.then((code) => reject(new Error(`server exited (${code}) before it was ready:\n${raw}`)));
-    setTimeout(() => reject(new Error(`server not ready after 20 s:\n${raw}`)), 20_000).unref();
+    setTimeout(() => reject(new Error(`server not ready (no '${readyWhen}') after ${readyTimeoutMs / 1000} s:\n${raw}`)), readyTimeoutMs).unref();
   });
   await ready;
   return { child, logs, raw: () => raw, ports, exited };
@@ -221,7 +230,7 @@ export async function startServer(opts: TestServerOptions = {}): Promise<TestSer
 
   let cur: Launched;
   try {
-    cur = await launch(configFile, opts.env);
+    cur = await launch(configFile, opts.env, opts.readyWhen, opts.readyTimeoutMs);
   } catch (err) {
     await rm(dataDir, { recursive: true, force: true });
     await pg?.drop();
@@ -254,6 +263,18 @@ export async function startServer(opts: TestServerOptions = {}): Promise<TestSer
     get process() { return cur.child; },
     get logs() { return cur.logs; },
     output: () => cur.raw(),
+    async waitForLog(msg, timeoutMs = 20_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const rec = cur.logs.find((l) => l.msg === msg);
+        if (rec) return rec;
+        if (cur.child.exitCode !== null || cur.child.signalCode !== null) {
+          throw new Error(`server exited (${cur.child.exitCode ?? cur.child.signalCode}) without logging '${msg}':\n${cur.raw()}`);
+        }
+        if (Date.now() > deadline) throw new Error(`no '${msg}' after ${timeoutMs / 1000} s:\n${cur.raw()}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
     cli,
     async adduser(jid, password) {
       const r = await cli(['adduser', jid], password + '\n');
