@@ -160,6 +160,14 @@ const TlsSchema = z
         'TLS 1.2 cipher suites in OpenSSL notation, most preferred first. Only ECDHE suites with ' +
           'an AEAD cipher are accepted (forward secrecy). TLS 1.3 suites are not affected.',
       ),
+    ticketKeyRotationMs: positiveInt(60_000)
+      .default(3_600_000)
+      .describe(
+        'How often the keys that encrypt TLS session tickets (resumption) are replaced, in milliseconds. ' +
+          'A ticket key that lives forever lets anyone who later reads it from memory decrypt every ' +
+          'recorded session resumed with it (no forward secrecy); a resumption that spans a rotation ' +
+          'becomes a full handshake.',
+      ),
     dhParam: filePath()
       .optional()
       .describe('PEM Diffie-Hellman parameters; only needed for DHE cipher suites. Default: none (ECDHE only).'),

@@ -151,6 +151,7 @@ export async function createServer(config: Config, opts: ServerOptions = {}): Pr
       // its listeners when it failed, and its process hung instead of exiting.
       if (opts.control !== false) closeControl = await listenControl(config.dataDir, control);
       health.start();
+      tlsManager.startTicketKeyRotation({ onError: (err) => log.warn({ err: err.message }, 'TLS session-ticket key rotation failed; the old keys stay in use') });
       try {
         const loaded = await loader.loadAll(modules);
         for (const [name, l] of Object.entries(config.listeners)) {
@@ -164,6 +165,7 @@ export async function createServer(config: Config, opts: ServerOptions = {}): Pr
         // that the process can exit with the error.
         await c2s.stopListening().catch(() => undefined);
         health.stop();
+        tlsManager.stopTicketKeyRotation();
         await closeControl?.().catch(() => undefined);
         closeControl = undefined;
         await loader.unloadAll().catch(() => undefined);
@@ -174,6 +176,7 @@ export async function createServer(config: Config, opts: ServerOptions = {}): Pr
     },
     async stop() {
       log.info({ sessions: registry.size }, 'server stopping');
+      tlsManager.stopTicketKeyRotation();
       if (started) await hooks.emit('server:stopping', {});
       await closeControl?.();
       // Fix: net.Server.close() stops accepting at once but calls back only when every

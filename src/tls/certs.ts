@@ -5,13 +5,22 @@
 // - a certificate is only used if its private key matches (checked at load);
 // - the certificate is looked up per handshake, so reload() affects new handshakes only and
 //   established connections keep the certificate they negotiated;
-// - a failed reload changes nothing.
+// - a failed reload changes nothing;
+// - session-ticket keys are replaced every tls.ticketKeyRotationMs (rotateTicketKeys) from the
+//   PEM already in memory, never from disk; a failed rotation changes nothing.
+//
+// Session tickets (TLS 1.2 tickets, TLS 1.3 PSK tickets) are encrypted and decrypted with the
+// keys of the context a TLS socket starts with (the tls.Server's own context, or the
+// `secureContext` given to `new tls.TLSSocket` on STARTTLS), never with the context the SNI
+// callback selects: Node copies only the certificate, key and chain from the SNI context into
+// the connection (measured on Node 20 / OpenSSL 3). So rotation replaces the ticket keys of
+// attached servers and rebuilds every context that STARTTLS may start with.
 //
 // Name matching follows RFC 6125 §6.4: DNS-IDs from subjectAltName (wildcard only as the whole
 // left-most label, matching one label), SRV-IDs and XmppAddr (RFC 7622 §13.7.1.4, RFC 6120
 // §13.7.1.2) read with Node's X509Certificate, the subject CN only when there is no SAN.
 
-import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { createPrivateKey, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import * as tls from 'node:tls';
 import { domainToASCII } from 'node:url';
@@ -56,6 +65,8 @@ interface State {
   wildcard: Map<string, Loaded>;
   /** Served to clients that send no SNI or an unknown name: the certificate for the first host. */
   fallback: Loaded;
+  /** Context options (policy, DH parameters) the contexts were built with, for rebuilding them. */
+  base: tls.SecureContextOptions;
 }
 
 /** Stable error code for certificate problems at startup or reload. */
@@ -74,6 +85,18 @@ export interface TlsManagerOptions {
   extraTrustedCas?: string[];
 }
 
+export interface TicketKeyRotationOptions {
+  /** A rotation failed; the old keys stay in use and the next rotation is tried on schedule. */
+  onError(err: Error): void;
+  /** After each successful rotation. */
+  onRotate?(): void;
+  /** Interval override for tests; default `tls.ticketKeyRotationMs` (at least 60 s in the config). */
+  intervalMs?: number;
+}
+
+/** Bytes of key material for `tls.Server.setTicketKeys` (name, HMAC and AES key). */
+const TICKET_KEYS_BYTES = 48;
+
 export class TlsManager {
   #state: State;
   readonly #cfg: TlsConfig;
@@ -81,6 +104,7 @@ export class TlsManager {
   readonly #opts: TlsManagerOptions;
   readonly #servers = new Set<tls.Server>();
   #reloading: Promise<void> = Promise.resolve();
+  #rotationTimer: NodeJS.Timeout | undefined;
 
   private constructor(cfg: TlsConfig, hosts: string[], opts: TlsManagerOptions, state: State) {
     this.#cfg = cfg;
@@ -133,7 +157,9 @@ export class TlsManager {
 
   /**
    * Keeps `server`'s default certificate (the one for clients without SNI) in step with
-   * reload(). Detached automatically when the server closes.
+   * reload(), and its session-ticket keys with rotateTicketKeys() (the server's own context
+   * holds the ticket keys for every handshake on it, SNI or not). Detached automatically when
+   * the server closes.
    */
   attach(server: tls.Server): void {
     this.#servers.add(server);
@@ -160,6 +186,55 @@ export class TlsManager {
     return run;
   }
 
+  /**
+   * Replaces the session-ticket keys of every context this manager serves: the contexts
+   * STARTTLS sockets start with (fallback and per-name contexts, rebuilt from the PEM in memory;
+   * a new context has fresh random ticket keys) and the own context of every attached
+   * tls.Server (`server.setTicketKeys`). Tickets issued before no longer resume a session (a
+   * full handshake follows); open connections are untouched. Nothing is read from disk. On any
+   * error the old keys stay everywhere and the error is thrown.
+   */
+  rotateTicketKeys(): void {
+    const next = rebuildContexts(this.#state);
+    const changed: [tls.Server, Buffer][] = [];
+    try {
+      for (const server of this.#servers) {
+        const old = server.getTicketKeys();
+        server.setTicketKeys(randomBytes(TICKET_KEYS_BYTES));
+        changed.push([server, old]);
+      }
+    } catch (err) {
+      for (const [server, old] of changed) server.setTicketKeys(old);
+      throw err;
+    }
+    this.#state = next;
+  }
+
+  /**
+   * Calls rotateTicketKeys() every `tls.ticketKeyRotationMs` until stopTicketKeyRotation().
+   * The timer does not keep the process alive; a failed rotation is reported to `onError` and
+   * never thrown. Calling it again restarts the timer with the new options.
+   */
+  startTicketKeyRotation(opts: TicketKeyRotationOptions): void {
+    this.stopTicketKeyRotation();
+    const tick = () => {
+      try {
+        this.rotateTicketKeys();
+      } catch (err) {
+        report(opts.onError, err instanceof Error ? err : new Error(String(err)));
+        return;
+      }
+      if (opts.onRotate) report(opts.onRotate);
+    };
+    this.#rotationTimer = setInterval(tick, opts.intervalMs ?? this.#cfg.ticketKeyRotationMs);
+    this.#rotationTimer.unref();
+  }
+
+  stopTicketKeyRotation(): void {
+    clearInterval(this.#rotationTimer);
+    this.#rotationTimer = undefined;
+  }
+
   certificates(): CertInfo[] {
     return this.#state.loaded.map((l) => l.info);
   }
@@ -176,6 +251,37 @@ export class TlsManager {
 
   #contextOptions(): tls.SecureContextOptions {
     return contextOptions(this.#cfg);
+  }
+}
+
+/** Calls a callback of the rotation timer; an exception in it must not escape the timer. */
+function report<A extends unknown[]>(fn: (...args: A) => void, ...args: A): void {
+  try {
+    fn(...args);
+  } catch {
+    // nowhere left to report to
+  }
+}
+
+/** The same certificates with new contexts (and so new random session-ticket keys). */
+function rebuildContexts(state: State): State {
+  const renewed = new Map<Loaded, Loaded>();
+  for (const l of state.loaded) renewed.set(l, { ...l, context: createContext(state.base, l.cert, l.key, l.info.file) });
+  const remap = (m: Map<string, Loaded>) => new Map([...m].map(([name, l]) => [name, renewed.get(l)!]));
+  return {
+    loaded: state.loaded.map((l) => renewed.get(l)!),
+    exact: remap(state.exact),
+    wildcard: remap(state.wildcard),
+    fallback: renewed.get(state.fallback)!,
+    base: state.base,
+  };
+}
+
+function createContext(base: tls.SecureContextOptions, cert: string, key: string, file: string): tls.SecureContext {
+  try {
+    return tls.createSecureContext({ ...base, cert, key });
+  } catch (err) {
+    throw new TlsCertificateError(`${file}: cannot be used for TLS: ${(err as Error).message}`);
   }
 }
 
@@ -220,13 +326,7 @@ async function buildState(cfg: TlsConfig, hosts: string[], opts: TlsManagerOptio
   const loaded: Loaded[] = [];
   for (const entry of cfg.certificates) {
     const { info, cert, key } = await loadCertificate(entry.cert, entry.key, trust);
-    let context: tls.SecureContext;
-    try {
-      context = tls.createSecureContext({ ...baseOptions, cert, key });
-    } catch (err) {
-      throw new TlsCertificateError(`${entry.cert}: cannot be used for TLS: ${(err as Error).message}`);
-    }
-    loaded.push({ info, cert, key, context });
+    loaded.push({ info, cert, key, context: createContext(baseOptions, cert, key, entry.cert) });
   }
 
   // Where several certificates cover a name, serve the best: valid now, then latest expiry
@@ -243,7 +343,7 @@ async function buildState(cfg: TlsConfig, hosts: string[], opts: TlsManagerOptio
       if (!prev || rank(l) > rank(prev)) map.set(name, l);
     }
   }
-  const state: State = { loaded, exact, wildcard, fallback: loaded[0]! };
+  const state: State = { loaded, exact, wildcard, fallback: loaded[0]!, base: baseOptions };
   const first = hosts[0] === undefined ? undefined : match(state, hosts[0]);
   if (first) state.fallback = first;
   return state;

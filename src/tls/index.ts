@@ -24,6 +24,7 @@ export {
   type CertificateCheck,
   type CertInfo,
   type TlsConfig,
+  type TicketKeyRotationOptions,
   type TlsManagerOptions,
 } from './certs.ts';
 export { createDevCa, devCertPaths, ensureDevCert, issueDevCert, type CertFiles } from './devcert.ts';
