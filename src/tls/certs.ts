@@ -128,7 +128,9 @@ export class TlsManager {
   serverOptions(alpn: string[], opts: { handshakeTimeoutMs?: number } = {}): tls.TlsOptions {
     const fallback = this.#state.fallback;
     return {
-      ...this.#contextOptions(),
+      // The policy and the DH parameters: the server's own context is the one a handshake starts
+      // with, and an SNI context lends only its certificate (see tickets.test.ts).
+      ...this.#state.base,
       cert: fallback.cert,
       key: fallback.key,
       // ignored by tls.createServer (it builds its own from cert/key); ready-made for
@@ -249,9 +251,6 @@ export class TlsManager {
     cb(null, (match(state, servername) ?? state.fallback).context);
   };
 
-  #contextOptions(): tls.SecureContextOptions {
-    return contextOptions(this.#cfg);
-  }
 }
 
 /** Calls a callback of the rotation timer; an exception in it must not escape the timer. */

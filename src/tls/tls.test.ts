@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { webcrypto, X509Certificate } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import 'reflect-metadata'; // @peculiar/x509 (tsyringe) needs it loaded first
 import * as x509 from '@peculiar/x509';
 import { copyFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -253,6 +254,29 @@ describe('TLS policy over loopback', () => {
   it('refuses TLS 1.1 and older', async () => {
     const r = await serverRefusal(srv, { ...base(), minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT:@SECLEVEL=0' });
     assert.deepEqual(r, { client: 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION', server: 'ERR_SSL_UNSUPPORTED_PROTOCOL' });
+  });
+
+  it('with tls.dhParam, finite-field DHE suites work on a Direct TLS server (the parameters reach its own context)', async () => {
+    const rsa = await rsaCertificate(join(dir, 'rsa-dhe'));
+    const dhFile = join(dir, 'ffdhe2048.pem');
+    // RFC 7919 ffdhe2048, as `openssl genpkey -genparam -algorithm DH -pkeyopt group:ffdhe2048` writes it
+    execFileSync('openssl', ['genpkey', '-genparam', '-algorithm', 'DH', '-pkeyopt', 'group:ffdhe2048', '-out', dhFile]);
+    const ciphers = 'DHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256';
+    const m = await TlsManager.create(tlsConfig([rsa], { ciphers, dhParam: dhFile }), ['example.org']);
+    const s = await echoServer(m.serverOptions([]), m);
+    try {
+      const c = await connect(s.port, { ...base(), ca: await readFile(rsa.certFile, 'utf8'), maxVersion: 'TLSv1.2', ciphers: 'DHE-RSA-AES128-GCM-SHA256' });
+      assert.equal(c.getCipher().name, 'DHE-RSA-AES128-GCM-SHA256');
+      assert.equal(await echo(c, 'dhe'), 'dhe');
+      c.destroy();
+      // ...and still after a reload (setSecureContext with the same options).
+      await m.reload();
+      const c2 = await connect(s.port, { ...base(), ca: await readFile(rsa.certFile, 'utf8'), maxVersion: 'TLSv1.2', ciphers: 'DHE-RSA-AES128-GCM-SHA256' });
+      assert.equal(c2.getCipher().name, 'DHE-RSA-AES128-GCM-SHA256');
+      c2.destroy();
+    } finally {
+      await s.close();
+    }
   });
 
   it('refuses TLS 1.2 suites without forward secrecy or AEAD, also with an RSA certificate', async () => {
