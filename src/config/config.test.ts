@@ -41,7 +41,7 @@ describe('config defaults', () => {
     assert.deepEqual(c.hosts, ['example.org']);
     assert.equal(c.dataDir, '/var/lib/amsel');
     assert.deepEqual(c.storage, { type: 'sqlite', path: '/var/lib/amsel/amsel.db' });
-    assert.deepEqual(c.tls, { certificates: [], minVersion: 'TLSv1.2', ciphers: TLS12_CIPHERS });
+    assert.deepEqual(c.tls, { certificates: [], minVersion: 'TLSv1.2', ciphers: TLS12_CIPHERS, ticketKeyRotationMs: 3_600_000 });
     assert.deepEqual(c.listeners, {
       c2s: { enabled: true, port: 5222, address: ['::'] },
       c2sDirectTls: { enabled: true, port: 5223, address: ['::'] },
@@ -63,6 +63,8 @@ describe('config defaults', () => {
       unauthenticatedBytesPerSecond: 4096,
       unauthenticatedBurstBytes: 16384,
       maxIqsInFlight: 128,
+      outputPauseBytes: 1_048_576,
+      maxOutputBytes: 16_777_216,
     });
     assert.deepEqual(c.auth, {
       mechanisms: ['SCRAM-SHA-1', 'SCRAM-SHA-256', 'SCRAM-SHA-1-PLUS', 'SCRAM-SHA-256-PLUS', 'PLAIN'],
@@ -71,6 +73,9 @@ describe('config defaults', () => {
       channelBindings: ['tls-exporter', 'tls-server-end-point'],
       failureDelayMs: 250,
       maxFailureDelayMs: 30000,
+      refuseAfterFailures: 20,
+      refuseForMs: 300_000,
+      failureMemoryMs: 900_000,
     });
     assert.deepEqual(c.sessions, { replaceOnConflict: true, legacySession: true, pingIntervalMs: 300000 });
     assert.deepEqual(c.log, { level: 'info', format: 'json' });
@@ -172,6 +177,10 @@ describe('config errors name the key', () => {
   });
 
   it('TLS 1.0/1.1 are refused with a reason', () => {
+    assert.deepEqual(problems(() => parseConfig(valid({ limits: { outputPauseBytes: 2_000_000, maxOutputBytes: 1_000_000 } }), '/')), [
+      'limits.maxOutputBytes: must be at least limits.outputPauseBytes (2000000)',
+    ]);
+    assert.deepEqual(problems(() => parseConfig(valid({ tls: { ticketKeyRotationMs: 1000 } }), '/')).length, 1);
     const [p] = problems(() => parseConfig(valid({ tls: { minVersion: 'TLSv1.1' } }), '/'));
     assert.match(p!, /^tls\.minVersion: 'TLSv1\.1' is not allowed: .*RFC 8996.*'TLSv1\.2' or 'TLSv1\.3'/);
     assert.match(problems(() => parseConfig(valid({ tls: { minVersion: 'TLSv1' } }), '/'))[0]!, /^tls\.minVersion: 'TLSv1' is not allowed/);
