@@ -8,6 +8,7 @@ import { createLogger, type Logger } from '../observability/log.ts';
 import { openStorageWhenReachable, type Storage } from '../storage/index.ts';
 import { TlsManager } from '../tls/index.ts';
 import { AuthThrottle } from './auth/throttle.ts';
+import { IterationCensus } from './auth/census.ts';
 import { HookBus } from './hooks.ts';
 import { Router } from './router/router.ts';
 import { LocalSessionRegistry } from './sessions/registry.ts';
@@ -98,12 +99,13 @@ export async function createServer(config: Config, opts: ServerOptions = {}): Pr
   const accounts = createAccountOps({ storage, registry, hooks, log, iterations: config.auth.scramIterations });
   const loader = new ModuleLoader({ config, log, storage, hooks, router, registry, disco, services: serviceRegistry, accounts, streamFeatures });
   const fakeSaltSecret = await installationSecret(config.dataDir);
+  const iterationCensus = new IterationCensus({ count: (host) => storage.accounts.iterationCounts(host), log, hooks });
   const ports: Record<string, number> = {};
   // Event-loop delay from start, memory, live counts: `amsel stats` (src/admin/health.ts).
   const health = new HealthMonitor();
 
   const services: C2sServices = {
-    config, log, storage, tls: tlsManager, throttle, router, registry, fakeSaltSecret, isLocalHost,
+    config, log, storage, tls: tlsManager, throttle, router, registry, fakeSaltSecret, iterationCensus, isLocalHost,
     streamFeatures: (session) => streamFeatures.for(session),
     sessionBound: (session: Session) => {
       health.track('sessions', session);

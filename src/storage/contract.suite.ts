@@ -145,6 +145,67 @@ export function storageContract(engine: Engine): void {
         assert.equal(await s.accounts.get('example.org', 'bob'), null, 'no upsert');
       });
 
+      test('setCredentials with expected credentials is a compare-and-set', async () => {
+        const { s } = await fresh();
+        await s.accounts.create('example.org', 'alice', creds('a'));
+        const read = (await s.accounts.get('example.org', 'alice'))!.credentials;
+        // changed meanwhile (a password change): the stale expectation loses, nothing is written
+        assert.equal(await s.accounts.setCredentials('example.org', 'alice', creds('b')), true);
+        assert.equal(await s.accounts.setCredentials('example.org', 'alice', creds('upgraded'), read), false);
+        assert.deepEqual((await s.accounts.get('example.org', 'alice'))?.credentials, creds('b'));
+        // what get() returned is still what is stored: replaced
+        const now = (await s.accounts.get('example.org', 'alice'))!.credentials;
+        assert.equal(await s.accounts.setCredentials('example.org', 'alice', creds('upgraded'), now), true);
+        assert.deepEqual((await s.accounts.get('example.org', 'alice'))?.credentials, creds('upgraded'));
+        assert.equal(await s.accounts.setCredentials('example.org', 'bob', creds('x'), now), false, 'no such account');
+      });
+
+      test('iterationCounts: accounts per SCRAM-SHA-1 iteration count, per host', async () => {
+        const { s } = await fresh();
+        const withIt = (tag: string, sha1: unknown, sha256 = 4096): StoredCredentials => {
+          const c = creds(tag);
+          (c['SHA-1'] as { iterations: unknown }).iterations = sha1;
+          c['SHA-256'].iterations = sha256;
+          return c;
+        };
+        assert.deepEqual(await s.accounts.iterationCounts('example.org'), new Map());
+        for (let i = 0; i < 3; i++) await s.accounts.create('example.org', `old${i}`, withIt(`o${i}`, 4096));
+        await s.accounts.create('example.org', 'new0', withIt('n0', 10_000, 10_000));
+        await s.accounts.create('example.org', 'mixed', withIt('m', 20_000, 4096)); // the SHA-1 count is the one counted
+        await s.accounts.create('example.net', 'other', withIt('x', 50_000));
+        // no usable count: left out
+        await s.accounts.create('example.org', 'null', withIt('s', null));
+        await s.accounts.create('example.org', 'obj', withIt('o', { n: 4096 }));
+        await s.accounts.create('example.org', 'zero', withIt('z', 0));
+        await s.accounts.create('example.org', 'frac', withIt('f', 4096.5));
+        await s.accounts.create('example.org', 'nosha1', { 'SHA-256': creds('y')['SHA-256'] } as unknown as StoredCredentials);
+        assert.deepEqual(await s.accounts.iterationCounts('example.org'), new Map([[4096, 3], [10_000, 1], [20_000, 1]]));
+        assert.deepEqual(await s.accounts.iterationCounts('example.net'), new Map([[50_000, 1]]));
+        assert.deepEqual(await s.accounts.iterationCounts('nowhere.example'), new Map());
+        // follows password changes and deletions
+        assert.equal(await s.accounts.setCredentials('example.org', 'old0', withIt('o0b', 10_000, 10_000)), true);
+        assert.equal(await s.accounts.delete('example.org', 'old1'), true);
+        assert.deepEqual(await s.accounts.iterationCounts('example.org'), new Map([[4096, 1], [10_000, 2], [20_000, 1]]));
+      });
+
+      test('iterationCounts covers every account of a host, however many (batched on SQL engines)', async () => {
+        const { s } = await fresh();
+        const n = 4500; // more than two batches
+        const c = (i: number): StoredCredentials => {
+          const x = creds('b');
+          x['SHA-1'].iterations = i % 3 === 0 ? 10_000 : 4096;
+          return x;
+        };
+        if (engine.sql) {
+          const rows = Array.from({ length: n }, (_, i) => ({ host: 'big.example', username: `u${String(i).padStart(5, '0')}`, credentials: JSON.stringify(c(i)), created_at: 0 }));
+          for (let i = 0; i < n; i += 500) await s.db.insertInto('accounts').values(rows.slice(i, i + 500)).execute();
+        } else {
+          for (let i = 0; i < n; i++) await s.accounts.create('big.example', `u${i}`, c(i));
+        }
+        await s.accounts.create('big.examplf', 'next-host', creds('n'));
+        assert.deepEqual(await s.accounts.iterationCounts('big.example'), new Map([[4096, 3000], [10_000, 1500]]));
+      });
+
       test('delete removes the account and every kv/archive row it owns, nothing else', async () => {
         const { s } = await fresh();
         const h = 'example.org';

@@ -5,6 +5,7 @@
 // initial response (null when absent; the caller maps "=" to an empty Buffer) and each <response/>.
 // `step()` never throws and never returns after a 'success'/'failure' without failing again.
 
+import type { IterationShare } from './census.ts';
 import type { StoredCredentials } from './credentials.ts';
 import { PlainServer } from './plain.ts';
 import { ScramServer } from './scram.ts';
@@ -21,8 +22,17 @@ export interface SaslContext {
   tls: boolean;
   /** Secret used to fake stable salts for unknown users (so unknown == wrong password). */
   fakeSaltSecret: Buffer;
-  /** The iteration count used for fake credentials (equal to real ones). */
+  /**
+   * The configured iteration count (`auth.scramIterations`): what new credentials get, and so what
+   * a PLAIN login upgrades weaker stored ones to (see `upgrade` of a success step).
+   */
   iterations: number;
+  /**
+   * How many of this host's accounts store each iteration count (IterationCensus, cached): a fake
+   * credential of an unknown user gets a count drawn from it (scram.ts fakeIterations), so that
+   * `i=` and the PLAIN cost look like those of the real accounts. Absent or empty: `iterations`.
+   */
+  census?: readonly IterationShare[];
   /**
    * Whether -PLUS mechanisms were advertised on this stream (a SCRAM 'y' GS2 flag is then a downgrade
    * and fails). Default: `tls && some offered binding has data`. Set it explicitly when `enabled`
@@ -56,6 +66,13 @@ export type SaslStep =
        * the caller MUST check that the domain is this stream's host (else <invalid-authzid/>).
        */
       authzid?: string;
+      /**
+       * PLAIN only: the stored credentials have fewer iterations than configured (or a hash's
+       * credential is missing) and the password just checked out. The caller may answer
+       * <success/> first and then store `upgrade.derive()` in the background (a compare-and-set
+       * against `upgrade.from`); failing to do so must not fail the login.
+       */
+      upgrade?: CredentialUpgrade;
     }
   | {
       kind: 'failure';
@@ -66,6 +83,16 @@ export type SaslStep =
       /** The failure came from negotiating channel binding, before any credential was checked: not a guess. */
       negotiation?: boolean;
     };
+
+/** Stronger credentials for an account, from a password a PLAIN login just verified. */
+export interface CredentialUpgrade {
+  /** The stored credentials the password was verified against, as looked up. */
+  readonly from: StoredCredentials;
+  /** The iteration count `derive()` uses (the configured one). */
+  readonly iterations: number;
+  /** Both hashes' credentials with new random salts (async PBKDF2). The password stays in the closure. */
+  derive(): Promise<StoredCredentials>;
+}
 
 export interface SaslMechanism {
   readonly name: string;

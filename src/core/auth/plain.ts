@@ -7,7 +7,17 @@ import { timingSafeEqual } from 'node:crypto';
 import saslprep from '@mongodb-js/saslprep';
 import type { ScramHashName, StoredCredentials } from './credentials.ts';
 import type { FailureCondition, SaslContext, SaslMechanism, SaslStep } from './mechanisms.ts';
-import { authzidAcceptable, decodeUtf8, fakeCredential, isUsableCredential, saltedPassword, scramKeys } from './scram.ts';
+import {
+  SCRAM_HASHES,
+  authzidAcceptable,
+  decodeUtf8,
+  deriveCredentials,
+  fakeCredential,
+  fakeIterations,
+  isUsableCredential,
+  saltedPassword,
+  scramKeys,
+} from './scram.ts';
 
 /** RFC 4616 asks for at least 255 octets per field; bound the whole message. */
 export const MAX_PLAIN_MESSAGE = 4096;
@@ -79,7 +89,10 @@ export class PlainServer implements SaslMechanism {
       cred = stored?.['SHA-1'];
     }
     const known = cred !== undefined && isUsableCredential(cred, hash);
-    const fake = fakeCredential(this.ctx.fakeSaltSecret, username, 'SHA-256', this.ctx.iterations);
+    // The fake's count comes from the census of stored counts: the PBKDF2 below then costs an
+    // unknown user what it costs the accounts of the host, whatever their counts.
+    const fakeIt = fakeIterations(this.ctx.fakeSaltSecret, username, this.ctx.census, this.ctx.iterations);
+    const fake = fakeCredential(this.ctx.fakeSaltSecret, username, 'SHA-256', fakeIt);
     if (!known) {
       hash = 'SHA-256';
       cred = fake;
@@ -103,6 +116,20 @@ export class PlainServer implements SaslMechanism {
 
     const ok: SaslStep = { kind: 'success', username };
     if (authzid !== '') ok.authzid = authzid;
+    // The one moment the server has the password: offer to re-derive weaker credentials (after
+    // `auth.scramIterations` was raised). Derived and stored by the caller after <success/>.
+    const iterations = this.ctx.iterations;
+    if (needsUpgrade(stored!, iterations)) {
+      ok.upgrade = { from: stored!, iterations, derive: () => deriveCredentials(password, iterations) };
+    }
     return ok;
   }
+}
+
+/** Whether some hash's stored credential is missing, unusable, or has fewer than `iterations`. */
+export function needsUpgrade(stored: StoredCredentials, iterations: number): boolean {
+  return SCRAM_HASHES.some((h) => {
+    const c = stored[h];
+    return c === undefined || !isUsableCredential(c, h) || c.iterations < iterations;
+  });
 }

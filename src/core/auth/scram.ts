@@ -10,6 +10,7 @@ import { createHash, createHmac, pbkdf2, randomBytes, timingSafeEqual } from 'no
 import saslprep from '@mongodb-js/saslprep';
 import type { ScramCredential, ScramHashName, StoredCredentials } from './credentials.ts';
 import type { ChannelBindingType, SaslContext, SaslMechanism, SaslStep } from './mechanisms.ts';
+import type { IterationShare } from './census.ts';
 import { randomBase64 } from '../util/random.ts';
 
 // ---------------------------------------------------------------------------------------------------
@@ -129,6 +130,41 @@ export function fakeCredential(secret: Buffer, username: string, hash: ScramHash
     storedKey: storedKey.toString('base64'),
     serverKey: serverKey.toString('base64'),
   };
+}
+
+/**
+ * The iteration count shown for a user that does not exist: drawn from `census` (how many of the
+ * host's accounts store each count), weighted by those numbers, with a stable, secret-dependent
+ * choice per username (folded as for the fake salt; the same for both hashes, like a real account's
+ * two credentials). So after `auth.scramIterations` is raised, an unknown name shows an old count
+ * about as often as an existing account does, instead of only ever the new one. With one count in
+ * the census (the normal case) that count; with an empty or absent census `fallback` (the
+ * configured count).
+ *
+ * The counts are taken in ascending order, so as the share of an old count shrinks (its accounts
+ * upgraded by PLAIN logins or password changes, new ones created with the new count), the names that
+ * change go from a lower count to a higher one, as real accounts do; never back.
+ */
+export function fakeIterations(secret: Buffer, username: string, census: readonly IterationShare[] | undefined, fallback: number): number {
+  let total = 0;
+  const shares: IterationShare[] = [];
+  for (const s of census ?? []) {
+    if (!Number.isSafeInteger(s.iterations) || s.iterations < 1 || !Number.isSafeInteger(s.accounts) || s.accounts < 1) continue;
+    shares.push(s);
+    total += s.accounts;
+  }
+  if (shares.length === 0) return fallback;
+  if (shares.length === 1) return shares[0]!.iterations;
+  shares.sort((a, b) => a.iterations - b.iterations);
+  // 48 bits of the HMAC as a uniform point in [0, total).
+  const u = hmac('SHA-256', secret, `amsel-fake-iterations\0${fakeKey(username)}`).readUIntBE(0, 6) / 2 ** 48;
+  const point = u * total;
+  let acc = 0;
+  for (const s of shares) {
+    acc += s.accounts;
+    if (point < acc) return s.iterations;
+  }
+  return shares[shares.length - 1]!.iterations;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -403,8 +439,10 @@ export class ScramServer implements SaslMechanism {
     }
     const real = stored?.[opts.hash];
     // Always computed, and always validated (the real one, else the fake), so the first step costs
-    // the same for known and unknown users (test/security/auth-timing.test.ts).
-    const fake = fakeCredential(ctx.fakeSaltSecret, username, opts.hash, ctx.iterations);
+    // the same for known and unknown users (test/security/auth-timing.test.ts). The fake's count
+    // comes from the census of stored counts, so `i=` does not tell old accounts from no account.
+    const fakeIt = fakeIterations(ctx.fakeSaltSecret, username, ctx.census, ctx.iterations);
+    const fake = fakeCredential(ctx.fakeSaltSecret, username, opts.hash, fakeIt);
     const usable = isUsableCredential(real ?? fake, opts.hash);
     const known = real !== undefined && usable;
     const cred = known ? real : fake;
@@ -448,6 +486,9 @@ export class ScramServer implements SaslMechanism {
     if (!(match && st.known)) return this.fail('not-authorized', undefined, username);
 
     this.state = { s: 'done' };
+    // No credential upgrade here (unlike PLAIN): the server never sees the password, only a proof
+    // made with the stored salt and iteration count, so it cannot derive keys with a higher count.
+    // Such an account keeps its count until its password is set again (or a PLAIN login).
     const ok: SaslStep = {
       kind: 'success',
       data: Buffer.from(`v=${serverSignature.toString('base64')}`, 'utf8'),

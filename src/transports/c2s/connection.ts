@@ -11,6 +11,7 @@ import { StreamError, StanzaError } from '../../xmpp/errors.ts';
 import { errorReply, iqResult, isStanzaKind } from '../../xmpp/stanza.ts';
 import { availableMechanisms, createMechanism, type ChannelBindingType, type SaslMechanism } from '../../core/auth/mechanisms.ts';
 import type { Session } from '../../core/sessions/session.ts';
+import { upgradeCredentials } from '../../core/accounts.ts';
 import type { C2sServices } from './services.ts';
 import { StorageFaultLog, StorageUnavailableError } from '../../storage/faults.ts';
 import { randomBase64url, randomHex } from '../../core/util/random.ts';
@@ -588,6 +589,8 @@ export class C2sConnection implements Session {
       }
       const offer = this.saslOffer();
       if (!offer.mechanisms.includes(name)) return this.saslFail('invalid-mechanism');
+      // Cached (a query only for the first login of a host after start).
+      const census = await this.svc.iterationCensus.get(this.host);
       this.mech = createMechanism(name, {
         lookup: (username) => this.lookup(username),
         channelBinding: (t) => this.bindingData(offer, t),
@@ -596,6 +599,7 @@ export class C2sConnection implements Session {
         tls: this.secure,
         fakeSaltSecret: this.svc.fakeSaltSecret,
         iterations: this.svc.config.auth.scramIterations,
+        census,
       }) ?? undefined;
       if (!this.mech) return this.saslFail('invalid-mechanism');
       const text = el.text().trim();
@@ -662,6 +666,9 @@ export class C2sConnection implements Session {
     this.headerSent = false;
     this.newParser();
     if (this.info) this.log.info({ jid: `${local}@${this.host}`, ip: this.ip }, 'authenticated');
+    // PLAIN with credentials older than auth.scramIterations: re-derive them now that the
+    // password is known, after <success/> and without holding up the stream (never throws).
+    if (step.upgrade) void upgradeCredentials({ storage: this.svc.storage, log: this.log, census: this.svc.iterationCensus }, this.host, local, step.upgrade);
   }
 
   private async saslFail(condition: string, text?: string, username?: string, negotiation = false): Promise<void> {

@@ -5,6 +5,7 @@ import type { Config } from '../../config/schema.ts';
 import type { Storage } from '../../storage/index.ts';
 import type { TlsManager } from '../../tls/index.ts';
 import type { AuthThrottle } from '../../core/auth/throttle.ts';
+import type { IterationCensus } from '../../core/auth/census.ts';
 import type { Router } from '../../core/router/router.ts';
 import type { SessionRegistry } from '../../core/sessions/registry.ts';
 import type { Session } from '../../core/sessions/session.ts';
@@ -18,6 +19,8 @@ export interface C2sServices {
   readonly router: Router;
   readonly registry: SessionRegistry;
   readonly fakeSaltSecret: Buffer;
+  /** Stored iteration counts per host, for the fake credentials of unknown users. */
+  readonly iterationCensus: IterationCensus;
   isLocalHost(domain: string): boolean;
   /** Extra stream features offered after authentication (stream management, CSI, ...). */
   streamFeatures(session: Session): XmlElement[];
