@@ -89,6 +89,20 @@ const positiveInt = (min: number, max = Number.MAX_SAFE_INTEGER) => {
   return z.number({ error: msg }).int({ error: msg }).min(min, { error: msg }).max(max, { error: msg });
 };
 
+/** A cross-field check: `section.upper` must be at least `section.lower` (the issue names `upper`). */
+function atLeast<K extends string>(section: string, upper: K, lower: K) {
+  return (ctx: { value: Record<K, number>; issues: unknown[] }) => {
+    if (ctx.value[upper] < ctx.value[lower]) {
+      ctx.issues.push({
+        code: 'custom',
+        path: [upper],
+        message: `must be at least ${section}.${lower} (${ctx.value[lower]})`,
+        input: ctx.value[upper],
+      });
+    }
+  };
+}
+
 const uniqueList = <T>(list: T[]) => new Set(list).size === list.length;
 
 // ---------------------------------------------------------------------------------------
@@ -303,16 +317,7 @@ const LimitsSchema = z
           'At least `outputPauseBytes`.',
       ),
   })
-  .check((ctx) => {
-    if (ctx.value.maxOutputBytes < ctx.value.outputPauseBytes) {
-      ctx.issues.push({
-        code: 'custom',
-        path: ['maxOutputBytes'],
-        message: `must be at least limits.outputPauseBytes (${ctx.value.outputPauseBytes})`,
-        input: ctx.value.maxOutputBytes,
-      });
-    }
-  })
+  .check(atLeast('limits', 'maxOutputBytes', 'outputPauseBytes'))
   .prefault({})
   .describe('Resource limits that protect the server from misbehaving peers.');
 
@@ -379,16 +384,7 @@ const AuthSchema = z
       .default(900_000)
       .describe('Failures of an address or account are forgotten after this long without a new one, in milliseconds.'),
   })
-  .check((ctx) => {
-    if (ctx.value.maxFailureDelayMs < ctx.value.failureDelayMs) {
-      ctx.issues.push({
-        code: 'custom',
-        path: ['maxFailureDelayMs'],
-        message: `must be at least auth.failureDelayMs (${ctx.value.failureDelayMs})`,
-        input: ctx.value.maxFailureDelayMs,
-      });
-    }
-  })
+  .check(atLeast('auth', 'maxFailureDelayMs', 'failureDelayMs'))
   .prefault({})
   .describe('Authentication (SASL).');
 
