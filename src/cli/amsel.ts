@@ -10,7 +10,7 @@ import { configReference, modulesReference } from '../config/docs.ts';
 import { builtinModules } from '../modules/index.ts';
 import { createServer, type Server } from '../core/server.ts';
 import { createLogger } from '../observability/log.ts';
-import { openStorage, AccountExistsError, type Storage } from '../storage/index.ts';
+import { openStorage, AccountExistsError, configurationError, startupFault, type Storage } from '../storage/index.ts';
 import { deriveCredentials } from '../core/auth/scram.ts';
 import { Jid, JidError } from '../jid/index.ts';
 import { TlsManager, TlsCertificateError, checkCertificates, createDevCa, issueDevCert, ensureDevCert, devCertPaths } from '../tls/index.ts';
@@ -59,9 +59,14 @@ function parseAccountJid(s: string, config: Config): Jid {
 }
 
 async function withStorage<T>(config: Config, fn: (s: Storage) => Promise<T>): Promise<T> {
+  // Account commands do not wait for an unreachable PostgreSQL (the server's start does): an
+  // operator at the console is told at once; a configuration error names storage.url.
   const storage = await openStorage(config.storage.type === 'sqlite'
     ? { type: 'sqlite', path: config.storage.path }
-    : { type: 'postgres', url: config.storage.url, poolSize: 2 }, moduleStorageOptions());
+    : { type: 'postgres', url: config.storage.url, poolSize: 2 }, moduleStorageOptions())
+    .catch((err: unknown) => {
+      throw config.storage.type === 'postgres' && startupFault(err) === undefined ? configurationError(config.storage.url, err) : err;
+    });
   try {
     return await fn(storage);
   } finally {

@@ -16,6 +16,7 @@ export { StorageUnavailableError, storageFault } from './faults.ts';
 export {
   openStorageWhenReachable,
   startupFault,
+  configurationError,
   pgTarget,
   STORAGE_URL_KEY,
   STARTUP_WAIT_MSG,

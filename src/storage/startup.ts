@@ -67,6 +67,20 @@ export function pgTarget(url: string): string {
   }
 }
 
+/**
+ * A failed PostgreSQL open that waiting does not fix (startupFault() is undefined), said as what
+ * to do: the engine's message and code, and the key to check (`storage.url`, password redacted).
+ * Anything but a StorageOpenError (a migration error says what to do itself) is returned as it is.
+ */
+export function configurationError(url: string, err: unknown): unknown {
+  if (!(err instanceof StorageOpenError)) return err;
+  const root = rootCause(err);
+  return new StorageOpenError(
+    `cannot open PostgreSQL ${redactUrl(url)}: ${root.message}${root.code ? ` (${root.code})` : ''}; check ${STORAGE_URL_KEY}`,
+    { cause: err },
+  );
+}
+
 /** The engine's own error and its code, for a configuration error's message. */
 function rootCause(err: unknown): { message: string; code?: string } {
   let e: unknown = err;
@@ -145,14 +159,7 @@ export async function openStorageWhenReachable(cfg: StorageConfig, opts: OpenOpt
       if (signal?.aborted) throw signal.reason;
       const fault = startupFault(err);
       if (fault === undefined) {
-        if (err instanceof StorageOpenError) {
-          const root = rootCause(err);
-          throw new StorageOpenError(
-            `cannot open PostgreSQL ${redactUrl(cfg.url)}: ${root.message}${root.code ? ` (${root.code})` : ''}; check ${STORAGE_URL_KEY}`,
-            { cause: err },
-          );
-        }
-        throw err; // UnknownMigrationError, MigrationError: they say what to do
+        throw configurationError(cfg.url, err); // UnknownMigrationError, MigrationError: as they are
       }
       failures++;
       const now = Date.now();

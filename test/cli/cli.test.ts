@@ -161,6 +161,18 @@ test('invalid configuration files: exit 1, the key is named, no stack trace', as
   assertCleanFailure(cert, /missing\.crt: cannot read certificate: file not found/);
 });
 
+test('account commands on PostgreSQL: a wrong database is named with storage.url, an unreachable one is said at once (no wait)', { skip: process.env.AMSEL_TEST_PG === 'off' ? 'AMSEL_TEST_PG=off' : undefined }, async () => {
+  const [wrongDb, down] = await Promise.all([
+    writeConfig('pg-wrong-db', { storage: { type: 'postgres', url: 'postgres://postgres:s3cret@127.0.0.1:5432/amsel_no_such_database' } }),
+    // A port where nothing listens: refused at once.
+    writeConfig('pg-down', { storage: { type: 'postgres', url: 'postgres://postgres:s3cret@127.0.0.1:1/test' } }),
+  ]);
+  const [a, b] = await Promise.all([runCli(['--config', wrongDb, 'users']), runCli(['--config', down, 'adduser', 'x@localhost'], { stdin: 'pw\n' })]);
+  assertCleanFailure(a, /cannot open PostgreSQL postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:5432\/amsel_no_such_database: database "amsel_no_such_database" does not exist \(3D000\); check storage\.url/);
+  assertCleanFailure(b, /cannot open PostgreSQL .*ECONNREFUSED/);
+  for (const r of [a, b]) assert.doesNotMatch(r.stderr + r.stdout, /s3cret/, 'never the password');
+});
+
 test('amsel check: ok lines, SRV records, a warning for the development CA; exit 1 on errors', async () => {
   const good = await writeConfig('check-good', { hosts: ['localhost', 'example.test'] });
   const r = await runCli(['--config', good, 'check']);
