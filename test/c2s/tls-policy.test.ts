@@ -8,11 +8,11 @@
 //  - the certificate verifies against the test CA for "localhost".
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import net from 'node:net';
 import tls from 'node:tls';
 import { readFile } from 'node:fs/promises';
 import { startServer, RawClient, type TestServer } from '../../src/testing/index.ts';
+import { sClient, sClientTarget, TLS_TRANSPORTS, type SClientResult, type TlsTransport } from '../clients/openssl.ts';
 
 let srv: TestServer;
 let ca: Buffer;
@@ -28,39 +28,15 @@ after(async () => {
 
 // --- openssl s_client ------------------------------------------------------------------------
 
-interface SClient { code: number | null; out: string; err: string }
-
-/** Run `openssl s_client` with stdin closed (it handshakes, then closes the connection). */
-function sClient(args: string[]): Promise<SClient> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('openssl', ['s_client', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.on('error', reject);
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code, out, err }); });
-    child.stdin.end();
-  });
-}
-
-type Transport = 'direct' | 'starttls';
-const TRANSPORTS: Transport[] = ['direct', 'starttls'];
-
-function target(t: Transport): string[] {
-  return t === 'direct'
-    ? ['-connect', `127.0.0.1:${srv.ports.c2sDirectTls}`, '-servername', 'localhost', '-alpn', 'xmpp-client']
-    : ['-connect', `127.0.0.1:${srv.ports.c2s}`, '-starttls', 'xmpp', '-xmpphost', 'localhost'];
-}
+const target = (t: TlsTransport) => sClientTarget(srv, t);
 
 /** The negotiated protocol and cipher, from the "New, TLSv1.3, Cipher is X" line. */
-function session(r: SClient): { protocol: string; cipher: string } | undefined {
+function session(r: SClientResult): { protocol: string; cipher: string } | undefined {
   const m = /^New, (\S+), Cipher is (\S+)$/m.exec(r.out);
   return m && m[2] !== '(NONE)' ? { protocol: m[1]!, cipher: m[2]! } : undefined;
 }
 
-function assertRefused(r: SClient, alert: RegExp, what: string): void {
+function assertRefused(r: SClientResult, alert: RegExp, what: string): void {
   assert.notEqual(r.code, 0, `${what}: openssl exits with an error status\n${r.out}\n${r.err}`);
   assert.equal(session(r), undefined, `${what}: no TLS session was established\n${r.out}`);
   assert.match(r.out, /Cipher is \(NONE\)/, what);
@@ -69,7 +45,7 @@ function assertRefused(r: SClient, alert: RegExp, what: string): void {
   assert.match(r.err, alert, `${what}: the server answered with an alert\n${r.err}`);
 }
 
-for (const t of TRANSPORTS) {
+for (const t of TLS_TRANSPORTS) {
   for (const [flag, name] of [['-tls1', 'TLS 1.0'], ['-tls1_1', 'TLS 1.1']] as const) {
     test(`openssl ${t === 'direct' ? 'Direct TLS' : 'STARTTLS'}: ${name} is refused by the server`, async () => {
       // SECLEVEL=0 so that the local OpenSSL really offers the old protocol; the refusal is the server's.
@@ -130,7 +106,7 @@ test('openssl: a certificate check against the wrong name fails (the certificate
 type Outcome = { ok: true; socket: tls.TLSSocket } | { ok: false; error: NodeJS.ErrnoException };
 
 /** A TLS handshake with node:tls, over Direct TLS or after an XMPP STARTTLS exchange. */
-async function nodeTls(t: Transport, opts: tls.ConnectionOptions): Promise<Outcome> {
+async function nodeTls(t: TlsTransport, opts: tls.ConnectionOptions): Promise<Outcome> {
   let socket: net.Socket | undefined;
   if (t === 'starttls') {
     const c = await RawClient.connect(srv.ports.c2s);
@@ -151,7 +127,7 @@ async function nodeTls(t: Transport, opts: tls.ConnectionOptions): Promise<Outco
   });
 }
 
-for (const t of TRANSPORTS) {
+for (const t of TLS_TRANSPORTS) {
   for (const v of ['TLSv1', 'TLSv1.1'] as const) {
     test(`node:tls ${t}: ${v} is refused with a protocol_version alert`, async () => {
       const r = await nodeTls(t, { minVersion: v, maxVersion: v, ciphers: 'DEFAULT:@SECLEVEL=0' });

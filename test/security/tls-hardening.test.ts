@@ -11,12 +11,12 @@
 //  - TLS 1.0/1.1 and a suite without forward secrecy are refused on the IPv6 listeners too.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import net from 'node:net';
 import tls from 'node:tls';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { startServer, RawClient, type TestServer } from '../../src/testing/index.ts';
+import { sClient, sClientTarget, TLS_TRANSPORTS, type TlsTransport } from '../clients/openssl.ts';
 
 let srv: TestServer;
 let ca: Buffer;
@@ -30,11 +30,9 @@ after(async () => {
   await srv.cleanup();
 });
 
-type Transport = 'direct' | 'starttls';
-const TRANSPORTS: Transport[] = ['direct', 'starttls'];
 
 /** A plain TCP socket at the point where the TLS handshake starts (after <proceed/> on STARTTLS). */
-async function tlsStart(t: Transport, host = '127.0.0.1'): Promise<net.Socket> {
+async function tlsStart(t: TlsTransport, host = '127.0.0.1'): Promise<net.Socket> {
   if (t === 'direct') {
     const s = net.connect(srv.ports.c2sDirectTls, host);
     await new Promise<void>((resolve, reject) => { s.once('connect', resolve); s.once('error', reject); });
@@ -87,7 +85,7 @@ function sslv2ClientHello(): Buffer {
   return Buffer.concat([Buffer.from([0x80 | (msg.length >> 8), msg.length & 0xff]), msg]);
 }
 
-for (const t of TRANSPORTS) {
+for (const t of TLS_TRANSPORTS) {
   const where = t === 'direct' ? 'Direct TLS' : 'STARTTLS';
 
   test(`${where}: an SSLv3 ClientHello gets a fatal alert, no ServerHello, and the connection closes`, async () => {
@@ -132,25 +130,14 @@ for (const t of TRANSPORTS) {
   });
 
   test(`openssl ${where}: 'R' (renegotiate) on a TLS 1.2 session is refused; compression offered, none used`, async () => {
-    const target = t === 'direct'
-      ? ['-connect', `127.0.0.1:${srv.ports.c2sDirectTls}`, '-servername', 'localhost', '-alpn', 'xmpp-client']
-      : ['-connect', `127.0.0.1:${srv.ports.c2s}`, '-starttls', 'xmpp', '-xmpphost', 'localhost'];
-    const child = spawn('openssl', ['s_client', ...target, '-tls1_2', '-comp', '-CAfile', srv.caFile], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
     let sent = false;
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
+    const { code, out, err } = await sClient([...sClientTarget(srv, t), '-tls1_2', '-comp', '-CAfile', srv.caFile], (soFar, stdin) => {
       // s_client reads commands at the start of a line once the handshake is done.
-      if (!sent && /Verify return code/.test(out)) {
+      if (!sent && /Verify return code/.test(soFar)) {
         sent = true;
-        setTimeout(() => child.stdin.write('R\n'), 200);
+        setTimeout(() => stdin.write('R\n'), 200);
       }
     });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    const code = await new Promise<number | null>((r) => child.on('close', r));
-    clearTimeout(timer);
     assert.match(out, /^New, TLSv1\.2, Cipher is ECDHE-/m, `${out}\n${err}`);
     assert.match(out, /^Compression: NONE$/m, 'no TLS compression although the client offered it');
     assert.match(err, /RENEGOTIATING/, 'openssl tried');
