@@ -89,6 +89,16 @@ class FaultConnection implements DatabaseConnection {
   }
 }
 
+/** Runs `op` on the wrapped connection; its error is classified by the connection (FaultConnection.failed). */
+async function guarded(c: DatabaseConnection, op: (inner: DatabaseConnection) => Promise<void>): Promise<void> {
+  const conn = c as FaultConnection;
+  try {
+    await op(conn.inner);
+  } catch (err) {
+    throw conn.failed(err);
+  }
+}
+
 class FaultDriver implements Driver {
   constructor(private readonly inner: Driver) {}
 
@@ -111,22 +121,12 @@ class FaultDriver implements Driver {
   }
 
   async beginTransaction(c: DatabaseConnection, settings: TransactionSettings): Promise<void> {
-    const conn = c as FaultConnection;
-    conn.fault = undefined;
-    try {
-      await this.inner.beginTransaction(conn.inner, settings);
-    } catch (err) {
-      throw conn.failed(err);
-    }
+    (c as FaultConnection).fault = undefined;
+    await guarded(c, (inner) => this.inner.beginTransaction(inner, settings));
   }
 
-  async commitTransaction(c: DatabaseConnection): Promise<void> {
-    const conn = c as FaultConnection;
-    try {
-      await this.inner.commitTransaction(conn.inner);
-    } catch (err) {
-      throw conn.failed(err);
-    }
+  commitTransaction(c: DatabaseConnection): Promise<void> {
+    return guarded(c, (inner) => this.inner.commitTransaction(inner));
   }
 
   async rollbackTransaction(c: DatabaseConnection): Promise<void> {
@@ -141,31 +141,16 @@ class FaultDriver implements Driver {
     }
   }
 
-  async savepoint(c: DatabaseConnection, name: string, compile: Parameters<NonNullable<Driver['savepoint']>>[2]): Promise<void> {
-    const conn = c as FaultConnection;
-    try {
-      await this.inner.savepoint!(conn.inner, name, compile);
-    } catch (err) {
-      throw conn.failed(err);
-    }
+  savepoint(c: DatabaseConnection, name: string, compile: Parameters<NonNullable<Driver['savepoint']>>[2]): Promise<void> {
+    return guarded(c, (inner) => this.inner.savepoint!(inner, name, compile));
   }
 
-  async rollbackToSavepoint(c: DatabaseConnection, name: string, compile: Parameters<NonNullable<Driver['rollbackToSavepoint']>>[2]): Promise<void> {
-    const conn = c as FaultConnection;
-    try {
-      await this.inner.rollbackToSavepoint!(conn.inner, name, compile);
-    } catch (err) {
-      throw conn.failed(err);
-    }
+  rollbackToSavepoint(c: DatabaseConnection, name: string, compile: Parameters<NonNullable<Driver['rollbackToSavepoint']>>[2]): Promise<void> {
+    return guarded(c, (inner) => this.inner.rollbackToSavepoint!(inner, name, compile));
   }
 
-  async releaseSavepoint(c: DatabaseConnection, name: string, compile: Parameters<NonNullable<Driver['releaseSavepoint']>>[2]): Promise<void> {
-    const conn = c as FaultConnection;
-    try {
-      await this.inner.releaseSavepoint!(conn.inner, name, compile);
-    } catch (err) {
-      throw conn.failed(err);
-    }
+  releaseSavepoint(c: DatabaseConnection, name: string, compile: Parameters<NonNullable<Driver['releaseSavepoint']>>[2]): Promise<void> {
+    return guarded(c, (inner) => this.inner.releaseSavepoint!(inner, name, compile));
   }
 
   releaseConnection(c: DatabaseConnection): Promise<void> {
