@@ -1,20 +1,10 @@
 // HookBus: priority order, ties by registration order, failure isolation, disposers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { HookBus, Priority } from './hooks.ts';
-import { createLogger } from '../observability/log.ts';
+import { collectingLogger } from '../testing/modules.ts';
 
-function captureLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString('utf8').split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { log: createLogger({ level: 'trace', format: 'json', destination }), lines };
-}
+const captureLogger = () => collectingLogger('trace');
 
 const payload = { host: 'example.test', username: 'alice' };
 

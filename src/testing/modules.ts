@@ -118,7 +118,7 @@ export function extraLoaderDeps(d: { storage: Storage; registry: LocalSessionReg
 }
 
 /** A logger that keeps every line as an object in `lines` (for tests that check log lines). */
-export function collectingLogger(level: 'debug' | 'info' = 'info'): { log: Logger; lines: Record<string, unknown>[] } {
+export function collectingLogger(level: 'trace' | 'debug' | 'info' | 'warn' | 'error' = 'info'): { log: Logger; lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];
   const log = createLogger({
     level,

@@ -3,8 +3,7 @@
 import { fakeSession as fakeSessionOf } from '../../testing/modules.ts';
 import { test, describe, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { extraLoaderDeps } from '../../testing/modules.ts';
-import { Writable } from 'node:stream';
+import { collectingLogger, extraLoaderDeps } from '../../testing/modules.ts';
 import { z } from 'zod';
 import { ModuleLoader, ModuleConfigError, resolveModules } from './loader.ts';
 import { defineModule, type ModuleContext, type ModuleDefinition } from './define.ts';
@@ -14,7 +13,6 @@ import { Router } from '../router/router.ts';
 import { LocalSessionRegistry } from '../sessions/registry.ts';
 import { parseConfig } from '../../config/load.ts';
 import { memoryStorage } from '../../storage/index.ts';
-import { createLogger } from '../../observability/log.ts';
 import { x, type XmlElement } from '../../xml/index.ts';
 
 const HOST = 'example.test';
@@ -106,14 +104,7 @@ describe('resolveModules', () => {
 const fakeSession = (jid: string) => fakeSessionOf(jid, { available: true });
 
 function world(modules: Record<string, unknown> = {}, hosts = [HOST]) {
-  const lines: Record<string, unknown>[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString('utf8').split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  const log = createLogger({ level: 'debug', format: 'json', destination });
+  const { log, lines } = collectingLogger('debug');
   const config = parseConfig({ hosts, tls: { certificates: [] }, modules }, '/tmp');
   const registry = new LocalSessionRegistry();
   const hostSet = new Set(hosts);

@@ -2,7 +2,6 @@
 // RFC 6121 §8 (delivery to local accounts). In process: fake sessions record what they get.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { Router, ROUTED_IQ_TIMEOUT_MS, type IqContext, type RoutedStanza } from './router.ts';
 import { LocalSessionRegistry } from '../sessions/registry.ts';
 import type { Session } from '../sessions/session.ts';
@@ -10,7 +9,7 @@ import { Jid } from '../../jid/index.ts';
 import { x, type XmlElement } from '../../xml/index.ts';
 import { NS } from '../../xmpp/ns.ts';
 import { StanzaError } from '../../xmpp/errors.ts';
-import { createLogger } from '../../observability/log.ts';
+import { collectingLogger } from '../../testing/modules.ts';
 
 const HOST = 'example.test';
 const Q = 'urn:test:q';
@@ -40,14 +39,7 @@ class FakeSession implements Session {
 }
 
 function setup(opts: { maxIqsInFlight?: number } = {}) {
-  const lines: Record<string, unknown>[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString('utf8').split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  const log = createLogger({ level: 'trace', format: 'json', destination });
+  const { log, lines } = collectingLogger('trace');
   const registry = new LocalSessionRegistry();
   const router = new Router({ log, registry, isLocalHost: (d) => d === HOST, maxIqsInFlight: opts.maxIqsInFlight });
   const connect = (jid: string, opts?: { available?: boolean; priority?: number }) => {

@@ -3,14 +3,13 @@
 // messages and IQs alike, and one warning per interval in the log however many fail.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { Router, STORAGE_FAULT_LOG_INTERVAL_MS } from './router.ts';
 import { LocalSessionRegistry } from '../sessions/registry.ts';
 import type { Session } from '../sessions/session.ts';
 import { Jid } from '../../jid/index.ts';
 import { x, type XmlElement } from '../../xml/index.ts';
 import { NS } from '../../xmpp/ns.ts';
-import { createLogger } from '../../observability/log.ts';
+import { collectingLogger } from '../../testing/modules.ts';
 import { StorageUnavailableError } from '../../storage/faults.ts';
 
 const HOST = 'example.test';
@@ -28,15 +27,9 @@ function fakeSession(jid: string): Session & { sent: XmlElement[] } {
 
 test('a handler failing with StorageUnavailableError: resource-constraint/wait to the sender, the log rate-limited', async (t) => {
   t.mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
-  const lines: Record<string, unknown>[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString('utf8').split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
+  const { log, lines } = collectingLogger('trace');
   const registry = new LocalSessionRegistry();
-  const router = new Router({ log: createLogger({ level: 'trace', format: 'json', destination }), registry, isLocalHost: (d) => d === HOST });
+  const router = new Router({ log, registry, isLocalHost: (d) => d === HOST });
   const alice = fakeSession('alice@example.test/desk');
   registry.add(alice);
   const full = () => new StorageUnavailableError('SQLITE_FULL', Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' }));
